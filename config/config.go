@@ -1,0 +1,197 @@
+// Package config is lbd's configuration: the JSON schema of API.md, its
+// defaults, strict decoding and validation. It is plain data: any package may
+// import it, and nothing in it is mutable after Load returns.
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Duration is a time.Duration written in JSON as a Go duration string ("250ms").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalJSON writes the duration as a string such as "1.5s".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON accepts a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration string such as \"250ms\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (examples: \"250ms\", \"2s\", \"1m\")", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Config is the whole configuration file. The zero value of an omitted
+// section is replaced by its default in Default and Parse.
+type Config struct {
+	Listen        string      `json:"listen"`
+	Admin         Admin       `json:"admin"`
+	TLS           TLS         `json:"tls"`
+	H2C           bool        `json:"h2c"`
+	Backends      []Backend   `json:"backends"`
+	Policy        string      `json:"policy"`
+	Sticky        Sticky      `json:"sticky"`
+	Canary        Canary      `json:"canary"`
+	Health        Health      `json:"health"`
+	Breaker       Breaker     `json:"breaker"`
+	Outlier       Outlier     `json:"outlier"`
+	Warmup        Warmup      `json:"warmup"`
+	Admission     Admission   `json:"admission"`
+	AIMD          AIMD        `json:"aimd"`
+	Retries       Retries     `json:"retries"`
+	Timeouts      Timeouts    `json:"timeouts"`
+	AccessLog     AccessLog   `json:"access_log"`
+	MetricsDump   MetricsDump `json:"metrics_dump"`
+	StateFile     string      `json:"state_file"`
+	ShutdownGrace Duration    `json:"shutdown_grace"`
+}
+
+// Admin configures the admin listener (admin REST, /metrics, /debug).
+type Admin struct {
+	Listen    string `json:"listen"`
+	TokenFile string `json:"token_file"`
+}
+
+// TLS, when both files are set, makes the data-plane listener serve HTTPS.
+type TLS struct {
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
+}
+
+// Backend is one upstream server.
+type Backend struct {
+	URL         string `json:"url"`
+	Weight      int    `json:"weight"`
+	MaxInflight int    `json:"max_inflight"`
+	// Protocol is http1 (default), h2c or h2 (needs an https URL).
+	Protocol   string `json:"protocol"`
+	CAFile     string `json:"ca_file,omitempty"`
+	ServerName string `json:"server_name,omitempty"`
+}
+
+// Sticky pins a client key to a backend by consistent hashing.
+type Sticky struct {
+	Enabled bool `json:"enabled"`
+	// Key is "ip", "header:NAME" or "cookie:NAME".
+	Key string `json:"key"`
+}
+
+// Canary sends Percent of requests to Backend.
+type Canary struct {
+	Backend string  `json:"backend"`
+	Percent float64 `json:"percent"`
+}
+
+// Health configures active health checks.
+type Health struct {
+	Path           string   `json:"path"`
+	Interval       Duration `json:"interval"`
+	Timeout        Duration `json:"timeout"`
+	Jitter         float64  `json:"jitter"`
+	Rise           int      `json:"rise"`
+	Fall           int      `json:"fall"`
+	ExpectedStatus int      `json:"expected_status,omitempty"`
+	// Disabled turns active probing off; backends are then judged by traffic only.
+	Disabled bool `json:"disabled,omitempty"`
+}
+
+// Breaker configures each backend's circuit breaker.
+type Breaker struct {
+	FailureThreshold int      `json:"failure_threshold"`
+	OpenFor          Duration `json:"open_for"`
+	HalfOpenProbes   int      `json:"half_open_probes"`
+	MaxOpenFor       Duration `json:"max_open_for,omitempty"`
+}
+
+// Outlier configures passive outlier ejection.
+type Outlier struct {
+	Consecutive5xx         int      `json:"consecutive_5xx"`
+	ConsecutiveGatewayErr  int      `json:"consecutive_gateway_failure,omitempty"`
+	Interval               Duration `json:"interval"`
+	BaseEjection           Duration `json:"base_ejection"`
+	MaxEjection            Duration `json:"max_ejection,omitempty"`
+	MaxEjectionPercent     int      `json:"max_ejection_percent"`
+	SuccessRateMinHosts    int      `json:"success_rate_minimum_hosts,omitempty"`
+	SuccessRateMinRequest  int      `json:"success_rate_request_volume,omitempty"`
+	SuccessRateStdevFactor float64  `json:"success_rate_stdev_factor,omitempty"`
+	Disabled               bool     `json:"disabled,omitempty"`
+}
+
+// Warmup configures slow start after a backend joins or recovers.
+type Warmup struct {
+	Duration         Duration `json:"duration"`
+	MinWeightPercent int      `json:"min_weight_percent"`
+}
+
+// Admission configures the data plane's admission control.
+type Admission struct {
+	MaxInflight    int      `json:"max_inflight"`
+	RatePerClient  float64  `json:"rate_per_client"`
+	BurstPerClient int      `json:"burst_per_client"`
+	MaxClients     int      `json:"max_clients,omitempty"`
+	ClientIdle     Duration `json:"client_idle,omitempty"`
+	TrustedProxies []string `json:"trusted_proxies,omitempty"`
+	MaxBodyBytes   int64    `json:"max_body_bytes,omitempty"`
+}
+
+// AIMD configures the adaptive concurrency limit.
+type AIMD struct {
+	Enabled        bool     `json:"enabled"`
+	Algorithm      string   `json:"algorithm,omitempty"` // aimd | gradient2
+	TargetLatency  Duration `json:"target_latency"`
+	Percentile     float64  `json:"percentile,omitempty"`
+	MinLimit       int      `json:"min_limit"`
+	MaxLimit       int      `json:"max_limit"`
+	Increase       int      `json:"increase"`
+	DecreaseFactor float64  `json:"decrease_factor"`
+	Interval       Duration `json:"interval"`
+}
+
+// Retries configures retries of failed requests on other backends.
+type Retries struct {
+	Max             int      `json:"max"`
+	BudgetPercent   float64  `json:"budget_percent"`
+	PerTryTimeout   Duration `json:"per_try_timeout,omitempty"`
+	BufferBodyBytes int64    `json:"buffer_body_bytes,omitempty"`
+}
+
+// Timeouts bound the time spent on both sides of the proxy.
+type Timeouts struct {
+	Dial             Duration `json:"dial"`
+	ResponseHeader   Duration `json:"response_header"`
+	IdleConn         Duration `json:"idle_conn"`
+	ClientReadHeader Duration `json:"client_read_header,omitempty"`
+	ClientIdle       Duration `json:"client_idle,omitempty"`
+	MaxHeaderBytes   int      `json:"max_header_bytes,omitempty"`
+}
+
+// AccessLog configures the per-request JSON log lines.
+type AccessLog struct {
+	// Mode is "on" (default), "off" or "sampled".
+	Mode string `json:"mode"`
+	// SampleRate is the fraction of requests logged when Mode is "sampled";
+	// errors and rejections are always logged.
+	SampleRate float64 `json:"sample_rate,omitempty"`
+	// File is the path to write to; empty means standard output.
+	File string `json:"file,omitempty"`
+}
+
+// MetricsDump configures the periodic JSON-lines metrics files.
+type MetricsDump struct {
+	Dir      string   `json:"dir"`
+	Interval Duration `json:"interval"`
+	Keep     int      `json:"keep"`
+}
