@@ -1,0 +1,169 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// counter is a minimal behavior: it counts, answers gets, blocks on demand and panics on demand.
+type counter struct {
+	n        int
+	restarts int
+	ticks    int
+}
+
+type (
+	inc      struct{}
+	get      struct{ reply chan<- int }
+	boom     struct{}
+	block    struct{ until <-chan struct{} }
+	getTicks struct{ reply chan<- int }
+)
+
+func (c *counter) Receive(msg any) {
+	switch m := msg.(type) {
+	case inc:
+		c.n++
+	case get:
+		m.reply <- c.n
+	case getTicks:
+		m.reply <- c.ticks
+	case boom:
+		c.n = -1000 // a half-done mutation the restart must repair
+		panic("boom")
+	case block:
+		<-m.until
+	}
+}
+
+func (c *counter) Tick(time.Time) { c.ticks++ }
+
+func (c *counter) Restart() {
+	c.restarts++
+	c.n = 0
+}
+
+func askCount(ctx context.Context, r *Ref) (int, error) {
+	return Ask(ctx, r, func(reply chan<- int) any { return get{reply} })
+}
+
+func TestTellAndAsk(t *testing.T) {
+	reg := NewRegistry()
+	r := Spawn(reg, &counter{}, Options{Name: "c", Kind: "test", Logger: quiet})
+	defer r.StopWait(context.Background())
+	for range 3 {
+		require.NoError(t, r.Tell(inc{}))
+	}
+	n, err := askCount(context.Background(), r)
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	st := r.Stats()
+	require.Equal(t, uint64(4), st.Processed)
+	require.False(t, st.LastMessageAt.IsZero())
+}
+
+func TestAskTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := Spawn(nil, &counter{}, Options{Name: "slow", Logger: quiet})
+		release := make(chan struct{})
+		require.NoError(t, r.Tell(block{until: release}))
+
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := askCount(ctx, r)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Equal(t, 50*time.Millisecond, time.Since(start), "the ask gives up exactly at its deadline")
+
+		close(release)
+		n, err := askCount(context.Background(), r)
+		require.NoError(t, err, "the actor keeps answering after a caller gave up")
+		require.Equal(t, 0, n)
+		r.Stop()
+		synctest.Wait()
+	})
+}
+
+func TestFullMailbox(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := Spawn(nil, &counter{}, Options{Name: "full", Mailbox: 2, Logger: quiet})
+		release := make(chan struct{})
+		require.NoError(t, r.Tell(block{until: release}))
+		synctest.Wait() // the actor holds the block message; the mailbox is empty
+
+		require.NoError(t, r.Tell(inc{}))
+		require.NoError(t, r.Tell(inc{}))
+		require.ErrorIs(t, r.Tell(inc{}), ErrMailboxFull, "tell never blocks the sender")
+		require.Equal(t, uint64(1), r.Stats().Dropped)
+		require.Equal(t, 2, r.Stats().MailboxLen)
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		err := r.Send(ctx, inc{})
+		require.ErrorIs(t, err, context.DeadlineExceeded, "send waits a bounded time, then names the cause")
+
+		close(release)
+		n, err := askCount(context.Background(), r)
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		r.Stop()
+		synctest.Wait()
+	})
+}
+
+func TestRestartAfterPanic(t *testing.T) {
+	c := &counter{}
+	reg := NewRegistry()
+	r := Spawn(reg, c, Options{Name: "p", Kind: "test", Logger: quiet})
+	require.NoError(t, r.Tell(inc{}))
+	require.NoError(t, r.Tell(boom{}))
+	require.NoError(t, r.Tell(inc{}))
+	n, err := askCount(context.Background(), r)
+	require.NoError(t, err, "the actor survives its panic")
+	require.Equal(t, 1, n, "Restart repaired the state, then the next message applied")
+	require.Equal(t, uint64(1), reg.Snapshot()[0].Restarts)
+	require.NoError(t, r.StopWait(context.Background()))
+	require.Equal(t, 1, c.restarts)
+}
+
+func TestTicks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := Spawn(nil, &counter{}, Options{Name: "t", TickEvery: 100 * time.Millisecond, Logger: quiet})
+		<-time.After(350 * time.Millisecond) // the bubble's fake clock jumps; nothing waits in real time
+		synctest.Wait()
+		n, err := Ask(context.Background(), r, func(reply chan<- int) any { return getTicks{reply} })
+		require.NoError(t, err)
+		require.Equal(t, 3, n)
+		r.Stop()
+		synctest.Wait()
+	})
+}
+
+func TestStopLeavesNothingBehind(t *testing.T) {
+	reg := NewRegistry()
+	refs := make([]*Ref, 0, 10)
+	for i := range 10 {
+		refs = append(refs, Spawn(reg, &counter{}, Options{Name: string(rune('a' + i)), TickEvery: time.Millisecond, Logger: quiet}))
+	}
+	require.Equal(t, 10, reg.Len())
+	for _, r := range refs {
+		require.NoError(t, r.StopWait(context.Background()))
+	}
+	require.Equal(t, 0, reg.Len(), "stopped actors leave the registry")
+	require.ErrorIs(t, refs[0].Tell(inc{}), ErrStopped)
+	_, err := askCount(context.Background(), refs[0])
+	require.True(t, errors.Is(err, ErrStopped))
+	goleak.VerifyNone(t)
+}
