@@ -53,6 +53,12 @@ type Stopper interface {
 	Stopped()
 }
 
+// Binder is implemented by behaviors that need their own address (to stop
+// themselves or publish state). Bind runs before the goroutine starts.
+type Binder interface {
+	Bind(*Ref)
+}
+
 // Options configure Spawn.
 type Options struct {
 	// Name identifies the actor in /debug/actors and metrics; unique per registry.
@@ -97,6 +103,9 @@ func Spawn(reg *Registry, b Behavior, o Options) *Ref {
 		done:    make(chan struct{}),
 		quit:    make(chan struct{}),
 		reg:     reg,
+	}
+	if bb, ok := b.(Binder); ok {
+		bb.Bind(r)
 	}
 	if reg != nil {
 		reg.add(r)

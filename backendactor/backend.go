@@ -1,0 +1,306 @@
+// Package backendactor runs one actor per backend. The actor is the only
+// owner of the backend's peak-EWMA latency, circuit breaker, warm-up ramp,
+// health, ejection, drain flag, weight and concurrency cap; it publishes an
+// immutable Snapshot that the request path reads through the backend's
+// Handle, whose atomics count in-flight requests and collect latency samples
+// for the actor to fold on its tick.
+//
+// Who talks to it: the scheduler (create, retire, change notifications), the
+// proxy (Acquire/Release through the Handle, no messages), the health checker
+// (HealthResult), the outlier detector (Stats, Eject) and admin (commands,
+// Stats).
+package backendactor
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lbd/lbd/actor"
+)
+
+// Config describes one backend and the rules its actor applies.
+type Config struct {
+	URL         string
+	Weight      int
+	MaxInflight int
+
+	Breaker          BreakerConfig
+	Rise, Fall       int
+	Warmup           time.Duration
+	WarmupMinPercent int
+	// SkipWarmup starts the backend at full weight (backends of the initial
+	// config, which all start together, have no one to ramp up against).
+	SkipWarmup bool
+	// StartUnhealthy makes the backend wait for Rise good probes before it
+	// takes traffic; by default a new backend is presumed healthy.
+	StartUnhealthy bool
+
+	EWMADecay time.Duration // default 1s
+	Tick      time.Duration // default 100ms
+	Mailbox   int           // default 64
+
+	// OnChange is called on the actor's goroutine after a change that alters
+	// picking (eligibility, weight, warm-up step, cap). It must not block.
+	OnChange func(*Handle)
+	Logger   *slog.Logger
+}
+
+// New starts a backend actor and returns its handle.
+func New(reg *actor.Registry, c Config) *Handle {
+	if c.Weight < 1 {
+		c.Weight = 1
+	}
+	if c.EWMADecay <= 0 {
+		c.EWMADecay = time.Second
+	}
+	if c.Tick <= 0 {
+		c.Tick = 100 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	h := &Handle{url: c.URL}
+	h.bucket.Store(new(bucket))
+	h.threshold.Store(int64(c.Breaker.FailureThreshold))
+	s := &state{h: h, cfg: c, weight: c.Weight, maxInflight: int64(max(c.MaxInflight, 0))}
+	s.health.Up = !c.StartUnhealthy
+	if !c.SkipWarmup && c.Warmup > 0 {
+		s.warmStart = s.now()
+	}
+	s.publish(s.now())
+	h.ref = actor.Spawn(reg, s, actor.Options{
+		Name: c.URL, Kind: "backend", Mailbox: c.Mailbox, TickEvery: c.Tick, Logger: c.Logger,
+	})
+	return h
+}
+
+// Bind receives the actor's address before its goroutine starts.
+func (s *state) Bind(r *actor.Ref) {
+	s.ref = r
+	r.SetState(s.h.snap.Load().State)
+}
+
+// state is the actor's private state; only its goroutine touches it.
+type state struct {
+	h   *Handle
+	ref *actor.Ref
+	cfg Config
+
+	weight       int
+	maxInflight  int64
+	ewma         EWMA
+	breaker      Breaker
+	health       Health
+	draining     bool
+	warmStart    time.Time
+	ejectedUntil time.Time
+	ejectedAt    time.Time
+	ejectReason  string
+	ejections    int
+	trips        int // breaker openings, ever
+	retireBy     time.Time
+	version      uint64
+}
+
+func (s *state) now() time.Time { return time.Now() }
+
+// Receive is the table of contents of what a backend actor does. Commands
+// are acknowledged after the new snapshot is published, so a caller whose
+// command returned sees its effect on the very next pick.
+func (s *state) Receive(msg any) {
+	now := s.now()
+	var ack chan<- error
+	var err error
+	switch m := msg.(type) {
+	case wake:
+		s.fold(now)
+	case statsReq:
+		m.reply <- s.stats(now)
+		return
+	case healthResult:
+		wasUp := s.health.Up
+		s.health = s.health.Next(m.ok, s.cfg.Rise, s.cfg.Fall, m.at, m.detail)
+		if !wasUp && s.health.Up {
+			s.startWarmup(now)
+		}
+	case drain:
+		ack, s.draining = m.ack, true
+	case undrain:
+		ack, err = m.ack, s.retiringErr()
+		if s.draining && err == nil {
+			s.draining = false
+			s.startWarmup(now)
+		}
+	case setCap:
+		ack, s.maxInflight = m.ack, int64(max(m.n, 0))
+	case setWeight:
+		ack, s.weight = m.ack, max(m.w, 1)
+	case warmReset:
+		ack, s.warmStart = m.ack, time.Time{}
+		s.startWarmup(now)
+	case eject:
+		ack = m.ack
+		s.ejectedUntil, s.ejectReason, s.ejectedAt = m.until, m.reason, now
+		s.ejections++
+	case retire:
+		ack = m.ack
+		s.draining, s.retireBy = true, m.deadline
+	default:
+		s.cfg.Logger.Warn("backend actor: unknown message", "backend", s.h.url, "type", fmt.Sprintf("%T", msg))
+		return
+	}
+	s.publish(now)
+	if ack != nil {
+		ack <- err
+	}
+	s.maybeRetire(now)
+}
+
+func (s *state) retiringErr() error {
+	if !s.retireBy.IsZero() {
+		return fmt.Errorf("backend %s is being removed", s.h.url)
+	}
+	return nil
+}
+
+// Tick folds the samples, lets timers expire and republishes.
+func (s *state) Tick(now time.Time) {
+	s.fold(now)
+	if !s.ejectedUntil.IsZero() && !now.Before(s.ejectedUntil) {
+		s.ejectedUntil, s.ejectReason = time.Time{}, ""
+		s.startWarmup(now)
+	}
+	if !s.warmStart.IsZero() && now.Sub(s.warmStart) >= s.cfg.Warmup {
+		s.warmStart = time.Time{}
+	}
+	s.publish(now)
+	s.maybeRetire(now)
+}
+
+// fold swaps the sample bucket and runs the samples through the EWMA and the breaker.
+func (s *state) fold(now time.Time) {
+	b := s.h.bucket.Swap(new(bucket))
+	n, fail := b.n.Load(), b.fail.Load()
+	if n > 0 {
+		mean := time.Duration(b.sumNs.Load() / n)
+		s.ewma = s.ewma.Observe(mean, time.Duration(b.maxNs.Load()), now, s.cfg.EWMADecay)
+	}
+	prev := s.breaker.State
+	s.breaker = s.breaker.Next(BreakerInput{
+		ConsecutiveFailures: s.h.consecFail.Load(), Successes: n - fail, Failures: fail,
+	}, now, s.cfg.Breaker)
+	switch {
+	case prev != HalfOpen && s.breaker.State == HalfOpen:
+		s.h.probes.Store(int64(max(s.cfg.Breaker.HalfOpenProbes, 1)))
+	case prev != Closed && s.breaker.State == Closed:
+		s.startWarmup(now)
+	}
+	if prev != Open && s.breaker.State == Open {
+		s.trips++
+	}
+	if prev != s.breaker.State {
+		s.cfg.Logger.Info("breaker", "backend", s.h.url, "from", prev.String(), "to", s.breaker.State.String())
+	}
+}
+
+func (s *state) startWarmup(now time.Time) {
+	if s.cfg.Warmup > 0 {
+		s.warmStart = now
+	}
+}
+
+func (s *state) maybeRetire(now time.Time) {
+	if s.retireBy.IsZero() {
+		return
+	}
+	if s.h.inflight.Load() == 0 || !now.Before(s.retireBy) {
+		s.ref.Stop()
+	}
+}
+
+func (s *state) currentState(now time.Time) string {
+	switch {
+	case s.draining:
+		return StateDraining
+	case !s.ejectedUntil.IsZero() && now.Before(s.ejectedUntil):
+		return StateEjected
+	case !s.health.Up:
+		return StateUnhealthy
+	case !s.warmStart.IsZero():
+		return StateWarming
+	}
+	return StateHealthy
+}
+
+// publish stores a new Snapshot and tells OnChange when picking is affected.
+func (s *state) publish(now time.Time) {
+	st := s.currentState(now)
+	warm := WarmupFactor(s.warmStart, now, s.cfg.Warmup, s.cfg.WarmupMinPercent)
+	next := &Snapshot{
+		URL: s.h.url, Weight: s.weight, WarmFactor: warm, EWMA: s.ewma.Value,
+		Eligible: (st == StateHealthy || st == StateWarming) && s.breaker.State != Open,
+		Breaker:  s.breaker.State, State: st, MaxInflight: s.maxInflight,
+	}
+	prev := s.h.snap.Load()
+	material := prev == nil || prev.Eligible != next.Eligible || prev.Weight != next.Weight ||
+		prev.Breaker != next.Breaker || prev.State != next.State || prev.MaxInflight != next.MaxInflight ||
+		next.WarmFactor-prev.WarmFactor > 0.02 || (next.WarmFactor == 1) != (prev.WarmFactor == 1)
+	if prev != nil && !material && prev.EWMA == next.EWMA {
+		return
+	}
+	s.version++
+	next.Version = s.version
+	s.h.snap.Store(next)
+	if s.ref != nil {
+		s.ref.SetState(fmt.Sprintf("%s breaker=%s ewma=%s inflight=%d", st, s.breaker.State, s.ewma.Value.Round(time.Microsecond), s.h.inflight.Load()))
+	}
+	if material && prev != nil && s.cfg.OnChange != nil {
+		s.cfg.OnChange(s.h)
+	}
+}
+
+// Restart rebuilds consistent state from the last published snapshot after a panic.
+func (s *state) Restart() {
+	p := s.h.snap.Load()
+	now := s.now()
+	*s = state{h: s.h, ref: s.ref, cfg: s.cfg, weight: p.Weight, maxInflight: p.MaxInflight,
+		ewma: EWMA{Value: p.EWMA, At: now}, version: p.Version}
+	s.health.Up = p.State != StateUnhealthy
+	s.draining = p.State == StateDraining
+	if p.Breaker != Closed {
+		s.breaker = Breaker{State: Open, Until: now.Add(s.cfg.Breaker.OpenFor), Trips: 1, OpenedFor: s.cfg.Breaker.OpenFor}
+	}
+	if p.WarmFactor < 1 {
+		s.startWarmup(now)
+	}
+	s.publish(now)
+}
+
+func (s *state) stats(now time.Time) Stats {
+	st := Stats{
+		URL: s.h.url, Weight: s.weight, State: s.currentState(now), Breaker: s.breaker.State,
+		Inflight: s.h.inflight.Load(), MaxInflight: s.maxInflight,
+		EWMAMillis: float64(s.ewma.Value) / 1e6,
+		Requests:   s.h.requests.Load(), Failures: s.h.failures.Load(),
+		WarmFactor: WarmupFactor(s.warmStart, now, s.cfg.Warmup, s.cfg.WarmupMinPercent),
+		Healthy:    s.health.Up, Draining: s.draining, EjectReason: s.ejectReason, Ejections: s.ejections,
+		BreakerTrips: s.trips, Consecutive5xx: s.h.consec5xx.Load(), ConsecutiveGateway: s.h.consecGateway.Load(),
+		LastProbeDetail: s.health.LastDetail,
+	}
+	if !s.warmStart.IsZero() {
+		st.WarmupRemainingMs = max(0, (s.cfg.Warmup - now.Sub(s.warmStart)).Milliseconds())
+	}
+	if st.State == StateEjected {
+		st.EjectedUntil, st.EjectedAt = ptr(s.ejectedUntil), ptr(s.ejectedAt)
+	}
+	if s.breaker.State == Open {
+		st.BreakerOpenUntil = ptr(s.breaker.Until)
+	}
+	if !s.health.LastProbe.IsZero() {
+		st.LastProbe = ptr(s.health.LastProbe)
+	}
+	return st
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,198 @@
+package backendactor
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/lbd/lbd/actor"
+)
+
+// Outcome classifies a finished request for the breaker and outlier counters.
+type Outcome uint8
+
+// Outcomes, from the backend's point of view.
+const (
+	Success      Outcome = iota // any response below 500
+	ServerError                 // a 5xx response from the backend (or a gRPC status that signals server trouble)
+	GatewayError                // connect error, reset or timeout: the backend did not answer
+	Canceled                    // the client went away; says nothing about the backend
+)
+
+// Failed reports whether the outcome counts against the backend.
+func (o Outcome) Failed() bool { return o == ServerError || o == GatewayError }
+
+// Handle is the long-lived, concurrency-safe face of one backend actor. The
+// request path uses only its atomics: Snapshot, Acquire and Release send no
+// message. Control methods send messages to the actor, which is the only
+// writer of everything the handle publishes.
+type Handle struct {
+	url  string
+	ref  *actor.Ref
+	snap atomic.Pointer[Snapshot]
+
+	inflight atomic.Int64
+	probes   atomic.Int64 // half-open admissions left; set by the actor
+	bucket   atomic.Pointer[bucket]
+
+	// Counters the request path updates; the actor and the outlier detector read them.
+	consecFail    atomic.Int64
+	consec5xx     atomic.Int64
+	consecGateway atomic.Int64
+	requests      atomic.Uint64
+	failures      atomic.Uint64
+	threshold     atomic.Int64 // breaker failure threshold, for the wake-up below
+}
+
+// bucket collects the samples of one tick; the actor swaps it out and folds it.
+type bucket struct {
+	n, fail, sumNs, maxNs atomic.Int64
+}
+
+// URL returns the backend's normalised URL, its identity.
+func (h *Handle) URL() string { return h.url }
+
+// Ref returns the backend's actor address.
+func (h *Handle) Ref() *actor.Ref { return h.ref }
+
+// Snapshot returns the state the actor last published. Never nil.
+func (h *Handle) Snapshot() *Snapshot { return h.snap.Load() }
+
+// Inflight returns the number of requests holding a slot.
+func (h *Handle) Inflight() int64 { return h.inflight.Load() }
+
+// Acquire takes a request slot if the backend is eligible, under its cap and,
+// when half-open, has a probe left. A true result must be paired with Release.
+func (h *Handle) Acquire() bool {
+	s := h.snap.Load()
+	if !s.Eligible {
+		return false
+	}
+	probe := s.Breaker == HalfOpen
+	if probe && !takeOne(&h.probes) {
+		return false
+	}
+	if n := h.inflight.Add(1); s.MaxInflight > 0 && n > s.MaxInflight {
+		h.inflight.Add(-1)
+		if probe {
+			h.probes.Add(1)
+		}
+		return false
+	}
+	return true
+}
+
+func takeOne(n *atomic.Int64) bool {
+	for {
+		v := n.Load()
+		if v <= 0 {
+			return false
+		}
+		if n.CompareAndSwap(v, v-1) {
+			return true
+		}
+	}
+}
+
+// Release returns the slot taken by Acquire and records the request's latency
+// (to response headers) and outcome in the current sample bucket.
+func (h *Handle) Release(latency time.Duration, o Outcome) {
+	h.inflight.Add(-1)
+	if o == Canceled {
+		return
+	}
+	b := h.bucket.Load()
+	b.n.Add(1)
+	ns := int64(latency)
+	b.sumNs.Add(ns)
+	for m := b.maxNs.Load(); ns > m && !b.maxNs.CompareAndSwap(m, ns); m = b.maxNs.Load() {
+	}
+	h.requests.Add(1)
+	if !o.Failed() {
+		h.consecFail.Store(0)
+		h.consec5xx.Store(0)
+		h.consecGateway.Store(0)
+		if h.snap.Load().Breaker == HalfOpen {
+			h.wake()
+		}
+		return
+	}
+	b.fail.Add(1)
+	h.failures.Add(1)
+	if o == ServerError {
+		h.consec5xx.Add(1)
+	} else {
+		h.consecGateway.Add(1)
+	}
+	// Wake the actor the moment the breaker has something to decide, rather
+	// than at its next tick; this is the only message the request path sends,
+	// and only on a failure that crosses the threshold or ends a probe.
+	if n := h.consecFail.Add(1); n == h.threshold.Load() || h.snap.Load().Breaker == HalfOpen {
+		h.wake()
+	}
+}
+
+func (h *Handle) wake() { _ = h.ref.Tell(wake{}) }
+
+// Stats asks the actor for its full figures.
+func (h *Handle) Stats(ctx context.Context) (Stats, error) {
+	return actor.Ask(ctx, h.ref, func(r chan<- Stats) any { return statsReq{r} })
+}
+
+// tell sends a command and waits until the actor has applied it, so an admin
+// call that returns has taken effect.
+func tell[M any](ctx context.Context, h *Handle, mk func(ack chan<- error) M) error {
+	err, askErr := actor.Ask(ctx, h.ref, func(r chan<- error) any { return mk(r) })
+	if askErr != nil {
+		return askErr
+	}
+	return err
+}
+
+// Drain stops new requests to the backend; in-flight ones complete.
+func (h *Handle) Drain(ctx context.Context) error {
+	return tell(ctx, h, func(a chan<- error) drain { return drain{a} })
+}
+
+// Undrain returns a drained backend to service, with a fresh warm-up.
+func (h *Handle) Undrain(ctx context.Context) error {
+	return tell(ctx, h, func(a chan<- error) undrain { return undrain{a} })
+}
+
+// SetCap sets the per-backend concurrency cap; 0 removes it.
+func (h *Handle) SetCap(ctx context.Context, n int) error {
+	return tell(ctx, h, func(a chan<- error) setCap { return setCap{n, a} })
+}
+
+// SetWeight sets the configured weight.
+func (h *Handle) SetWeight(ctx context.Context, w int) error {
+	return tell(ctx, h, func(a chan<- error) setWeight { return setWeight{w, a} })
+}
+
+// WarmReset restarts the warm-up ramp.
+func (h *Handle) WarmReset(ctx context.Context) error {
+	return tell(ctx, h, func(a chan<- error) warmReset { return warmReset{a} })
+}
+
+// HealthResult reports one active probe. It waits for room in the mailbox
+// up to ctx but not for the actor to process it.
+func (h *Handle) HealthResult(ctx context.Context, ok bool, at time.Time, detail string) error {
+	return h.ref.Send(ctx, healthResult{ok: ok, at: at, detail: detail})
+}
+
+// Eject takes the backend out of rotation until the given time.
+func (h *Handle) Eject(ctx context.Context, until time.Time, reason string) error {
+	return tell(ctx, h, func(a chan<- error) eject { return eject{until, reason, a} })
+}
+
+// Retire drains the backend and stops its actor once nothing is in flight or
+// the deadline passes. Done is closed when it has stopped.
+func (h *Handle) Retire(ctx context.Context, deadline time.Time) error {
+	return tell(ctx, h, func(a chan<- error) retire { return retire{deadline, a} })
+}
+
+// Done is closed when the backend's actor has stopped.
+func (h *Handle) Done() <-chan struct{} { return h.ref.Done() }
+
+// Stop stops the actor at once.
+func (h *Handle) Stop() { h.ref.Stop() }

@@ -1,0 +1,59 @@
+package backendactor
+
+import "time"
+
+// Backend states as API.md names them, in the order they win when several hold.
+const (
+	StateDraining  = "draining"
+	StateEjected   = "ejected"
+	StateUnhealthy = "unhealthy"
+	StateWarming   = "warming"
+	StateHealthy   = "healthy"
+)
+
+// States lists every backend state, for metrics that enumerate them.
+var States = []string{StateHealthy, StateWarming, StateUnhealthy, StateEjected, StateDraining}
+
+// Snapshot is what a backend actor publishes for the request path. The actor
+// never changes a Snapshot after storing it; readers may keep the pointer.
+type Snapshot struct {
+	URL         string
+	Weight      int     // configured weight
+	WarmFactor  float64 // (0,1]: share of the weight the warm-up ramp allows now
+	EWMA        time.Duration
+	Eligible    bool // healthy, not drained, not ejected, breaker not open
+	Breaker     BreakerState
+	State       string
+	MaxInflight int64 // 0 = no cap
+	Version     uint64
+}
+
+// EffectiveWeight is the weight scaled by the warm-up ramp.
+func (s *Snapshot) EffectiveWeight() float64 { return float64(s.Weight) * s.WarmFactor }
+
+// Stats is a backend's full report, answered by the actor on request.
+type Stats struct {
+	URL                string       `json:"url"`
+	Weight             int          `json:"weight"`
+	State              string       `json:"state"`
+	Breaker            BreakerState `json:"breaker"`
+	Inflight           int64        `json:"inflight"`
+	MaxInflight        int64        `json:"max_inflight"`
+	EWMAMillis         float64      `json:"ewma_ms"`
+	Requests           uint64       `json:"requests"`
+	Failures           uint64       `json:"failures"`
+	WarmupRemainingMs  int64        `json:"warmup_remaining_ms"`
+	WarmFactor         float64      `json:"warm_factor"`
+	Healthy            bool         `json:"healthy"`
+	Draining           bool         `json:"draining"`
+	EjectedUntil       *time.Time   `json:"ejected_until,omitempty"`
+	EjectedAt          *time.Time   `json:"ejected_at,omitempty"`
+	EjectReason        string       `json:"eject_reason,omitempty"`
+	Ejections          int          `json:"ejections"`
+	BreakerTrips       int          `json:"breaker_trips"`
+	BreakerOpenUntil   *time.Time   `json:"breaker_open_until,omitempty"`
+	Consecutive5xx     int64        `json:"consecutive_5xx"`
+	ConsecutiveGateway int64        `json:"consecutive_gateway_failures"`
+	LastProbe          *time.Time   `json:"last_probe,omitempty"`
+	LastProbeDetail    string       `json:"last_probe_detail,omitempty"`
+}
