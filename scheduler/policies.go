@@ -1,0 +1,128 @@
+package scheduler
+
+import (
+	"github.com/lbd/lbd/backendactor"
+)
+
+// pickRR walks the backends in order. A warming backend is passed over with
+// probability 1-warmFactor, which ramps its share like a weight would.
+func (p *Picker) pickRR(skip []*backendactor.Handle) *backendactor.Handle {
+	n := uint64(len(p.backends))
+	for range 2 * n {
+		h := p.backends[(p.cursor.Add(1)-1)%n]
+		if s, ok := usable(h, skip); ok && p.chance(s.WarmFactor) {
+			return h
+		}
+	}
+	return p.firstUsable(skip)
+}
+
+// pickWRR follows the precomputed smooth weighted cycle (see smoothCycle),
+// stepping past entries that are not usable right now.
+func (p *Picker) pickWRR(skip []*backendactor.Handle) *backendactor.Handle {
+	n := uint64(len(p.seq))
+	for range n {
+		h := p.backends[p.seq[(p.cursor.Add(1)-1)%n]]
+		if _, ok := usable(h, skip); ok {
+			return h
+		}
+	}
+	return p.firstUsable(skip)
+}
+
+// pickLC takes the backend with the fewest requests in flight per unit of
+// effective weight. It counts requests, not connections (a WebSocket is one
+// long request). Ties are broken uniformly by reservoir sampling.
+func (p *Picker) pickLC(skip []*backendactor.Handle) *backendactor.Handle {
+	var best *backendactor.Handle
+	var bestCost float64
+	ties := uint64(0)
+	for _, h := range p.backends {
+		s, ok := usable(h, skip)
+		if !ok {
+			continue
+		}
+		cost := float64(h.Inflight()+1) / s.EffectiveWeight()
+		switch {
+		case best == nil || cost < bestCost:
+			best, bestCost, ties = h, cost, 1
+		case cost == bestCost:
+			ties++
+			if p.rnd.Uint64()%ties == 0 {
+				best = h
+			}
+		}
+	}
+	return best
+}
+
+// pickP2C draws two distinct usable backends at random and keeps the cheaper,
+// cost = EWMA latency x (in-flight + 1) / effective weight. Two choices give
+// exponentially better balance than one (Mitzenmacher) without the herd that
+// always taking the global minimum causes when many pickers share stale data.
+// A backend with no samples yet costs 1µs per request in flight, so it is
+// tried at once and its EWMA learned.
+func (p *Picker) pickP2C(skip []*backendactor.Handle) *backendactor.Handle {
+	var buf [32]int
+	idx := buf[:0]
+	for i, h := range p.backends {
+		if _, ok := usable(h, skip); ok {
+			idx = append(idx, i)
+		}
+	}
+	switch len(idx) {
+	case 0:
+		return nil
+	case 1:
+		return p.backends[idx[0]]
+	}
+	n := uint64(len(idx))
+	r := p.rnd.Uint64()
+	i := r % n
+	// The second choice is uniform over the other n-1 backends.
+	j := (i + 1 + (r>>32)%(n-1)) % n
+	a, b := p.backends[idx[i]], p.backends[idx[j]]
+	if p2cCost(b) < p2cCost(a) {
+		return b
+	}
+	return a
+}
+
+func p2cCost(h *backendactor.Handle) float64 {
+	s := h.Snapshot()
+	return (float64(s.EWMA) + 1e3) * float64(h.Inflight()+1) / s.EffectiveWeight()
+}
+
+func (p *Picker) firstUsable(skip []*backendactor.Handle) *backendactor.Handle {
+	for _, h := range p.backends {
+		if _, ok := usable(h, skip); ok {
+			return h
+		}
+	}
+	return nil
+}
+
+// smoothCycle returns one full cycle of nginx's smooth weighted round robin:
+// each step every backend gains its weight, the richest is chosen and pays
+// the total back. Heavy backends are spread through the cycle instead of
+// served in a burst (5:1:1 gives a a b a c a a, not a a a a a b c).
+func smoothCycle(weights []int) []uint16 {
+	total := 0
+	for _, w := range weights {
+		total += w
+	}
+	cur := make([]int, len(weights))
+	seq := make([]uint16, 0, total)
+	for range total {
+		best := 0
+		for i, w := range weights {
+			cur[i] += w
+			if cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= total
+		seq = append(seq, uint16(best))
+	}
+	return seq
+}
