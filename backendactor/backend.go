@@ -24,6 +24,8 @@ type Config struct {
 	URL         string
 	Weight      int
 	MaxInflight int
+	// Protocol is how the proxy speaks to the backend: http1, h2c or h2.
+	Protocol string
 
 	Breaker          BreakerConfig
 	Rise, Fall       int
@@ -60,7 +62,7 @@ func New(reg *actor.Registry, c Config) *Handle {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	h := &Handle{url: c.URL}
+	h := &Handle{url: c.URL, protocol: c.Protocol}
 	h.bucket.Store(new(bucket))
 	h.threshold.Store(int64(c.Breaker.FailureThreshold))
 	s := &state{h: h, cfg: c, weight: c.Weight, maxInflight: int64(max(c.MaxInflight, 0))}

@@ -27,9 +27,10 @@ func (o Outcome) Failed() bool { return o == ServerError || o == GatewayError }
 // message. Control methods send messages to the actor, which is the only
 // writer of everything the handle publishes.
 type Handle struct {
-	url  string
-	ref  *actor.Ref
-	snap atomic.Pointer[Snapshot]
+	url      string
+	protocol string
+	ref      *actor.Ref
+	snap     atomic.Pointer[Snapshot]
 
 	inflight atomic.Int64
 	probes   atomic.Int64 // half-open admissions left; set by the actor
@@ -51,6 +52,9 @@ type bucket struct {
 
 // URL returns the backend's normalised URL, its identity.
 func (h *Handle) URL() string { return h.url }
+
+// Protocol returns the upstream protocol from the backend's spec.
+func (h *Handle) Protocol() string { return h.protocol }
 
 // Ref returns the backend's actor address.
 func (h *Handle) Ref() *actor.Ref { return h.ref }

@@ -34,6 +34,7 @@ type Spec struct {
 	URL         string
 	Weight      int
 	MaxInflight int
+	Protocol    string // http1 (default), h2c or h2
 	// Initial marks backends of the starting configuration: they skip warm-up.
 	Initial bool
 }
@@ -278,6 +279,7 @@ func (s *state) add(spec Spec) result {
 	}
 	c := s.cfg.Backend
 	c.URL, c.Weight, c.MaxInflight, c.SkipWarmup = spec.URL, max(spec.Weight, 1), spec.MaxInflight, spec.Initial
+	c.Protocol = spec.Protocol
 	c.Logger = s.cfg.Logger
 	ref := s.pub.ref
 	c.OnChange = func(h *backendactor.Handle) { _ = ref.Tell(backendChanged{h}) }

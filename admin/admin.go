@@ -1,0 +1,159 @@
+// Package admin serves lbd's control surface on the admin listener: the
+// admin REST API, /metrics, /readyz, /healthz and /debug. It never touches
+// actor state: reads go through snapshots or Stats asks, changes are
+// messages to the owning actor.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lbd/lbd/actor"
+	"github.com/lbd/lbd/backendactor"
+	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/scheduler"
+)
+
+// Options are the admin server's dependencies.
+type Options struct {
+	Scheduler *scheduler.Scheduler
+	Registry  *actor.Registry
+	Gatherer  prometheus.Gatherer
+	// Config returns the effective configuration for /debug/config.
+	Config func() *config.Config
+	Logger *slog.Logger
+	// AskTimeout bounds each ask to an actor (default 2s).
+	AskTimeout time.Duration
+}
+
+// Server is the admin HTTP handler.
+type Server struct {
+	o   Options
+	mux *http.ServeMux
+}
+
+// New builds the admin handler with every route registered.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.AskTimeout <= 0 {
+		o.AskTimeout = 2 * time.Second
+	}
+	s := &Server{o: o, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Handle adds a route; other packages extend the admin surface with it.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /admin/backends", s.listBackends)
+	s.mux.HandleFunc("GET /debug/actors", s.actors)
+	s.mux.HandleFunc("GET /debug/config", s.debugConfig)
+	if s.o.Gatherer != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelWarn)}))
+	}
+	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+}
+
+func (s *Server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.o.AskTimeout)
+}
+
+// writeJSON writes v with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// writeError writes API.md's error shape.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// readiness counts backends by state from their snapshots.
+type readiness struct {
+	Ready    bool           `json:"ready"`
+	Eligible int            `json:"eligible"`
+	Total    int            `json:"total"`
+	States   map[string]int `json:"states"`
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	rd := readiness{States: map[string]int{}}
+	for _, h := range s.o.Scheduler.Picker().Backends() {
+		snap := h.Snapshot()
+		rd.Total++
+		rd.States[snap.State]++
+		if snap.Eligible {
+			rd.Eligible++
+		}
+	}
+	rd.Ready = rd.Eligible > 0
+	status := http.StatusOK
+	if !rd.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, rd)
+}
+
+// Stats asks every backend actor for its figures, in configuration order.
+func (s *Server) Stats(ctx context.Context) ([]backendactor.Stats, error) {
+	hs := s.o.Scheduler.Picker().Backends()
+	out := make([]backendactor.Stats, 0, len(hs))
+	for _, h := range hs {
+		st, err := h.Stats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (s *Server) listBackends(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	stats, err := s.Stats(ctx)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "backend actor did not answer: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"backends": stats})
+}
+
+func (s *Server) actors(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"actors": s.o.Registry.Snapshot()})
+}
+
+func (s *Server) debugConfig(w http.ResponseWriter, _ *http.Request) {
+	if s.o.Config == nil {
+		writeError(w, http.StatusNotFound, "no configuration available")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.o.Config().Redacted())
+}

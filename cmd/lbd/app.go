@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/lbd/lbd/actor"
+	"github.com/lbd/lbd/admin"
+	"github.com/lbd/lbd/backendactor"
+	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/proxy"
+	"github.com/lbd/lbd/scheduler"
+)
+
+// App is one running lbd: its actors, the data-plane and admin servers.
+// main builds one; end-to-end tests build several.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	registry *actor.Registry
+	prom     *prometheus.Registry
+	sched    *scheduler.Scheduler
+	proxy    *proxy.Handler
+	admin    *admin.Server
+
+	dataLn, adminLn   net.Listener
+	dataSrv, adminSrv *http.Server
+	accessOut         io.Closer
+	wg                sync.WaitGroup
+}
+
+// NewApp builds every actor and handler from cfg; Start opens the listeners.
+func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, registry: actor.NewRegistry(), prom: prometheus.NewRegistry()}
+	a.prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	sched, err := scheduler.New(scheduler.Config{
+		Policy: cfg.Policy, StickyEnabled: cfg.Sticky.Enabled, StickyKey: cfg.Sticky.Key,
+		Backend:  backendTemplate(cfg),
+		Registry: a.registry, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.sched = sched
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, b := range cfg.Backends {
+		u, err := config.NormalizeURL(b.URL)
+		if err != nil {
+			return nil, errors.Join(err, a.sched.Stop(ctx))
+		}
+		if _, err := sched.Add(ctx, scheduler.Spec{URL: u, Weight: b.Weight, MaxInflight: b.MaxInflight, Protocol: b.Protocol, Initial: true}); err != nil {
+			return nil, errors.Join(err, a.sched.Stop(ctx))
+		}
+	}
+	if cfg.Canary.Backend != "" && cfg.Canary.Percent > 0 {
+		u, _ := config.NormalizeURL(cfg.Canary.Backend)
+		if err := sched.SetCanary(ctx, u, cfg.Canary.Percent); err != nil {
+			return nil, errors.Join(err, a.sched.Stop(ctx))
+		}
+	}
+
+	al, closer, err := accessLog(cfg.AccessLog)
+	if err != nil {
+		return nil, errors.Join(err, a.sched.Stop(ctx))
+	}
+	a.accessOut = closer
+	a.proxy = proxy.New(proxy.Options{
+		Scheduler: sched,
+		Transport: proxy.TransportOptions{
+			DialTimeout: cfg.Timeouts.Dial.D(), ResponseHeaderTimeout: cfg.Timeouts.ResponseHeader.D(),
+			IdleConnTimeout: cfg.Timeouts.IdleConn.D(), TLS: upstreamTLS(cfg),
+		},
+		Retries: proxy.RetryOptions{
+			Max: cfg.Retries.Max, BudgetPercent: cfg.Retries.BudgetPercent, MinConcurrent: 3,
+			PerTryTimeout: cfg.Retries.PerTryTimeout.D(),
+		},
+		AccessLog:  al,
+		Registerer: a.prom,
+		Logger:     log,
+	})
+	a.prom.MustRegister(admin.NewCollector(sched, a.registry))
+	a.admin = admin.New(admin.Options{
+		Scheduler: sched, Registry: a.registry, Gatherer: a.prom, Logger: log,
+		Config: func() *config.Config { return a.cfg },
+	})
+	return a, nil
+}
+
+// backendTemplate turns config sections into the backend actors' rules.
+func backendTemplate(cfg *config.Config) backendactor.Config {
+	return backendactor.Config{
+		Breaker: backendactor.BreakerConfig{
+			FailureThreshold: cfg.Breaker.FailureThreshold, OpenFor: cfg.Breaker.OpenFor.D(),
+			MaxOpenFor: cfg.Breaker.MaxOpenFor.D(), HalfOpenProbes: cfg.Breaker.HalfOpenProbes,
+		},
+		Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
+		Warmup: cfg.Warmup.Duration.D(), WarmupMinPercent: cfg.Warmup.MinWeightPercent,
+	}
+}
+
+func upstreamTLS(cfg *config.Config) map[string]proxy.UpstreamTLS {
+	m := map[string]proxy.UpstreamTLS{}
+	for _, b := range cfg.Backends {
+		if b.CAFile != "" || b.ServerName != "" {
+			u, _ := config.NormalizeURL(b.URL)
+			m[u] = proxy.UpstreamTLS{CAFile: b.CAFile, ServerName: b.ServerName}
+		}
+	}
+	return m
+}
+
+func accessLog(c config.AccessLog) (*proxy.AccessLog, io.Closer, error) {
+	if c.Mode == "off" {
+		return nil, nil, nil
+	}
+	var w io.Writer = os.Stdout
+	var closer io.Closer
+	if c.File != "" {
+		f, err := os.OpenFile(c.File, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("access_log.file: %w", err)
+		}
+		w, closer = f, f
+	}
+	rate := 1.0
+	if c.Mode == "sampled" {
+		rate = c.SampleRate
+	}
+	return proxy.NewAccessLog(w, rate), closer, nil
+}
+
+// Start opens both listeners and serves until Shutdown.
+func (a *App) Start() error {
+	var err error
+	if a.adminLn, err = net.Listen("tcp", a.cfg.Admin.Listen); err != nil {
+		return fmt.Errorf("admin listener %s: %w", a.cfg.Admin.Listen, err)
+	}
+	if a.dataLn, err = net.Listen("tcp", a.cfg.Listen); err != nil {
+		a.adminLn.Close()
+		return fmt.Errorf("listener %s: %w", a.cfg.Listen, err)
+	}
+	t := a.cfg.Timeouts
+	errLog := slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
+	a.dataSrv = &http.Server{
+		Handler: a.proxy, ReadHeaderTimeout: t.ClientReadHeader.D(), IdleTimeout: t.ClientIdle.D(),
+		MaxHeaderBytes: t.MaxHeaderBytes, ErrorLog: errLog,
+	}
+	a.adminSrv = &http.Server{Handler: a.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	a.serve(a.dataSrv, a.dataLn)
+	a.serve(a.adminSrv, a.adminLn)
+	a.log.Info("lbd started", "listen", a.dataLn.Addr().String(), "admin", a.adminLn.Addr().String(),
+		"policy", a.cfg.Policy, "backends", len(a.cfg.Backends))
+	return nil
+}
+
+func (a *App) serve(srv *http.Server, ln net.Listener) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// DataAddr and AdminAddr return the bound addresses (useful with ":0").
+func (a *App) DataAddr() string  { return a.dataLn.Addr().String() }
+func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx ends,
+// then stops every actor.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	if a.dataSrv != nil {
+		errs = append(errs, a.dataSrv.Shutdown(ctx), a.adminSrv.Shutdown(ctx))
+	}
+	a.wg.Wait()
+	a.proxy.Close()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errs = append(errs, a.sched.Stop(stopCtx))
+	if a.accessOut != nil {
+		errs = append(errs, a.accessOut.Close())
+	}
+	return errors.Join(errs...)
+}

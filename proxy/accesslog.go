@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// AccessLog writes one JSON line per request. In sampled mode it keeps a
+// fraction of the successful requests and every error and rejection, which
+// are the lines an operator looks for.
+type AccessLog struct {
+	log    *slog.Logger
+	sample float64 // 1 = every request
+}
+
+// NewAccessLog returns an access log writing JSON lines to w, keeping the
+// given fraction of successful requests (1 for all).
+func NewAccessLog(w io.Writer, sample float64) *AccessLog {
+	return &AccessLog{
+		log:    slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		sample: sample,
+	}
+}
+
+// Log writes the line for one finished request.
+func (a *AccessLog) Log(r *http.Request, st *reqState, d time.Duration, policy string) {
+	if a.sample < 1 && st.status < 400 && st.rejected == "" && rand.Float64() >= a.sample {
+		return
+	}
+	backend := ""
+	if st.backend != nil {
+		backend = st.backend.URL()
+	}
+	attrs := [...]slog.Attr{
+		slog.String("req_id", st.id),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", st.status),
+		slog.Float64("latency_ms", float64(d.Microseconds())/1e3),
+		slog.Float64("upstream_ms", float64(st.upstream.Microseconds())/1e3),
+		slog.String("backend", backend),
+		slog.String("policy", policy),
+		slog.Int("attempts", st.attempts),
+		slog.String("client", st.client),
+		slog.Int64("bytes", st.bytes),
+		slog.String("reject", st.rejected),
+		slog.String("trace_id", traceID(r.Header.Get("Traceparent"))),
+	}
+	a.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:]...)
+}
+
+// traceID extracts the trace id from a W3C traceparent header
+// ("00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>").
+func traceID(tp string) string {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' {
+		return ""
+	}
+	return tp[3:35]
+}

@@ -1,0 +1,40 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+
+	"github.com/lbd/lbd/scheduler"
+)
+
+// errorHandler answers when no backend produced a response: 503 with
+// X-Lbd-Reject: no-backend when none was eligible, 504 on an upstream
+// timeout, 502 on any other upstream failure. A client that went away gets
+// nothing (there is no one to answer) and is logged with status 499.
+func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateOf(r.Context())
+	if st == nil { // ReverseProxy's own early errors (bad upgrade) arrive with our state too; be safe
+		http.Error(w, http.StatusText(http.StatusBadGateway), http.StatusBadGateway)
+		return
+	}
+	switch {
+	case errors.Is(err, scheduler.ErrNoBackend) && st.attempts == 0:
+		st.reject(http.StatusServiceUnavailable, "no-backend", 0)
+	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+		st.status = 499 // nginx's "client closed request"; never sent
+	case isTimeout(err):
+		st.WriteHeader(http.StatusGatewayTimeout)
+	default:
+		st.WriteHeader(http.StatusBadGateway)
+	}
+	if !errors.Is(err, context.Canceled) {
+		h.log.Debug("upstream error", "req_id", st.id, "err", err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}

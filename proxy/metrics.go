@@ -1,0 +1,81 @@
+package proxy
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// LatencyBuckets are the request-duration histogram buckets in seconds: from
+// 0.5 ms (a loopback hop) to 10 s (a slow upstream), dense around 1-250 ms
+// where proxy latency targets usually sit.
+var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// metrics are the data plane's Prometheus collectors. Per-backend children
+// are resolved once per backend and status code and then cached, so the
+// request path pays atomic adds only.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	retries  prometheus.Counter
+	rejected *prometheus.CounterVec
+	none     *upstream // label holder for requests that reached no backend
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lbd_requests_total", Help: "Requests answered, by backend (\"none\" when lbd answered itself) and status code.",
+		}, []string{"backend", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "lbd_request_duration_seconds", Help: "Time from request arrival to the end of the response, by backend.",
+			Buckets: LatencyBuckets,
+		}, []string{"backend"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lbd_retries_total", Help: "Requests sent again to another backend.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lbd_rejected_total", Help: "Requests lbd answered itself without a backend, by reason.",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{"rate-limit", "overload", "no-backend"} {
+		m.rejected.WithLabelValues(r)
+	}
+	m.none = &upstream{backend: "none", m: m, duration: m.duration.WithLabelValues("none")}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration, m.retries, m.rejected)
+	}
+	return m
+}
+
+type counterBox struct{ c prometheus.Counter }
+
+// statusCodes caches one counter per status code per upstream.
+type statusCodes [600]atomic.Pointer[counterBox]
+
+func (m *metrics) observe(st *reqState, d time.Duration) {
+	if st.rejected != "" {
+		m.rejected.WithLabelValues(st.rejected).Inc()
+	}
+	up := m.none
+	if st.up != nil && st.rejected == "" {
+		up = st.up
+	}
+	up.duration.Observe(d.Seconds())
+	up.count(st.status)
+}
+
+func (u *upstream) count(code int) {
+	if code < 100 || code >= len(u.codeCache) {
+		u.m.requests.WithLabelValues(u.backend, strconv.Itoa(code)).Inc()
+		return
+	}
+	b := u.codeCache[code].Load()
+	if b == nil {
+		b = &counterBox{u.m.requests.WithLabelValues(u.backend, strconv.Itoa(code))}
+		u.codeCache[code].Store(b)
+	}
+	b.c.Inc()
+}

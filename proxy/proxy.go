@@ -1,0 +1,160 @@
+// Package proxy is lbd's data plane. Each request runs on its net/http
+// goroutine (the "proxy worker"): it gets a request id, passes admission,
+// consults the scheduler's published Picker, takes a slot on the chosen
+// backend's handle, forwards through httputil.ReverseProxy, releases the slot
+// with the outcome, and writes one access-log line. The request path sends no
+// actor message and waits for no reply.
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/xid"
+
+	"github.com/lbd/lbd/scheduler"
+)
+
+// PickerSource gives the current picker; *scheduler.Scheduler is one.
+type PickerSource interface {
+	Picker() *scheduler.Picker
+}
+
+// Admitter decides whether a request may start (rate limits, global and
+// adaptive concurrency limits). Admit returns ok, or the reject reason
+// ("rate-limit", "overload") and how long the client should wait. Each
+// admitted request is paired with one Done call.
+type Admitter interface {
+	Admit(r *http.Request, client string) (ok bool, reason string, status int, retryAfter time.Duration)
+	Done(latency time.Duration, failed bool)
+}
+
+// Options configure New.
+type Options struct {
+	Scheduler PickerSource
+	Admitter  Admitter // nil admits everything
+	// ClientIP derives the client's identity (rate-limit and sticky key)
+	// from the request; nil uses the peer address.
+	ClientIP  func(*http.Request) string
+	Transport TransportOptions
+	Retries   RetryOptions
+	AccessLog *AccessLog // nil logs nothing
+	// Registerer receives the data-plane metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+	Policy     func() string // the policy name for access logs; nil reads the picker
+	Logger     *slog.Logger
+}
+
+// Handler is the data-plane http.Handler.
+type Handler struct {
+	opts    Options
+	rp      *httputil.ReverseProxy
+	tr      *retryTransport
+	metrics *metrics
+	log     *slog.Logger
+
+	active atomic.Int64 // requests being proxied, for the retry budget
+}
+
+// New builds the data-plane handler.
+func New(o Options) *Handler {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.ClientIP == nil {
+		o.ClientIP = PeerIP
+	}
+	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer)}
+	h.tr = &retryTransport{h: h, ups: newUpstreams(o.Transport, h.metrics), retries: o.Retries}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:      rewrite,
+		Transport:    h.tr,
+		BufferPool:   bufferPool{},
+		ErrorHandler: h.errorHandler,
+		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+	return h
+}
+
+// Close releases idle upstream connections.
+func (h *Handler) Close() { h.tr.ups.closeIdle() }
+
+type ctxKey struct{}
+
+func stateOf(ctx context.Context) *reqState {
+	s, _ := ctx.Value(ctxKey{}).(*reqState)
+	return s
+}
+
+// ServeHTTP proxies one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &reqState{ResponseWriter: w, start: time.Now(), status: http.StatusOK}
+	st.id = r.Header.Get("X-Request-Id")
+	if st.id == "" || len(st.id) > 128 {
+		st.id = xid.New().String()
+		r.Header.Set("X-Request-Id", st.id)
+	}
+	w.Header().Set("X-Request-Id", st.id)
+	st.client = h.opts.ClientIP(r)
+
+	if a := h.opts.Admitter; a != nil {
+		ok, reason, status, retryAfter := a.Admit(r, st.client)
+		if !ok {
+			st.reject(status, reason, retryAfter)
+			h.finish(st, r)
+			return
+		}
+		defer func() { a.Done(time.Since(st.start), st.status >= 500) }()
+	}
+	h.active.Add(1)
+	h.rp.ServeHTTP(st, r.WithContext(context.WithValue(r.Context(), ctxKey{}, st)))
+	h.active.Add(-1)
+	h.finish(st, r)
+}
+
+func (h *Handler) finish(st *reqState, r *http.Request) {
+	d := time.Since(st.start)
+	h.metrics.observe(st, d)
+	if al := h.opts.AccessLog; al != nil {
+		policy := ""
+		if h.opts.Policy != nil {
+			policy = h.opts.Policy()
+		} else if p := h.opts.Scheduler.Picker(); p != nil {
+			policy = p.Policy()
+		}
+		al.Log(r, st, d, policy)
+	}
+}
+
+// rewrite sets X-Forwarded-For (appending to what arrived), -Host and -Proto.
+// The upstream URL is set per attempt by the transport, once a backend is
+// picked; the Host header stays the client's.
+func rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+	pr.SetXForwarded()
+	pr.Out.URL.Scheme = "http"
+}
+
+// PeerIP returns the address of the connection's peer, without the port.
+func PeerIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// bufferPool lends ReverseProxy its 32 KiB copy buffers.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }

@@ -1,0 +1,69 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/lbd/lbd/backendactor"
+)
+
+// maxTries bounds the backends one request may try (1 + retries).
+const maxTries = 8
+
+// reqState is everything one request learns on its way, and the
+// ResponseWriter that records what was sent. One allocation per request.
+type reqState struct {
+	http.ResponseWriter
+	id, client string
+	start      time.Time
+	status     int
+	bytes      int64
+	wrote      bool // response headers (or bytes) reached the client: no retry after that
+	backend    *backendactor.Handle
+	up         *upstream
+	upstream   time.Duration // time to the chosen backend's response headers
+	tries      [maxTries]*backendactor.Handle
+	attempts   int
+	rejected   string // X-Lbd-Reject reason, if lbd answered itself
+}
+
+func (s *reqState) tried() []*backendactor.Handle { return s.tries[:min(s.attempts, maxTries)] }
+
+// WriteHeader records the status.
+func (s *reqState) WriteHeader(code int) {
+	if !s.wrote && code >= 200 {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Write records the bytes sent.
+func (s *reqState) Write(b []byte) (int, error) {
+	s.wrote = true
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack (SSE, WebSocket).
+func (s *reqState) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Flush passes flushes through for streaming responses.
+func (s *reqState) Flush() {
+	s.wrote = true
+	_ = http.NewResponseController(s.ResponseWriter).Flush()
+}
+
+// reject answers the request from lbd itself with a reason header.
+func (s *reqState) reject(status int, reason string, retryAfter time.Duration) {
+	s.rejected = reason
+	h := s.Header()
+	h.Set("X-Lbd-Reject", reason)
+	if retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	s.WriteHeader(status)
+	_, _ = s.Write([]byte(http.StatusText(status) + ": " + reason + "\n"))
+}
