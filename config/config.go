@@ -36,6 +36,10 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 
 // Config is the whole configuration file. The zero value of an omitted
 // section is replaced by its default in Default and Parse.
+//
+// A field whose zero value is meaningful and differs from its default has no
+// omitempty tag, so that a marshalled Config (the state file, /debug/config)
+// parses back to the same Config instead of silently regaining the default.
 type Config struct {
 	Listen        string      `json:"listen"`
 	Admin         Admin       `json:"admin"`
@@ -103,7 +107,7 @@ type Health struct {
 	Jitter         float64  `json:"jitter"`
 	Rise           int      `json:"rise"`
 	Fall           int      `json:"fall"`
-	ExpectedStatus int      `json:"expected_status,omitempty"`
+	ExpectedStatus int      `json:"expected_status"`
 	// Disabled turns active probing off; backends are then judged by traffic only.
 	Disabled bool `json:"disabled,omitempty"`
 }
@@ -113,20 +117,20 @@ type Breaker struct {
 	FailureThreshold int      `json:"failure_threshold"`
 	OpenFor          Duration `json:"open_for"`
 	HalfOpenProbes   int      `json:"half_open_probes"`
-	MaxOpenFor       Duration `json:"max_open_for,omitempty"`
+	MaxOpenFor       Duration `json:"max_open_for"`
 }
 
 // Outlier configures passive outlier ejection.
 type Outlier struct {
 	Consecutive5xx         int      `json:"consecutive_5xx"`
-	ConsecutiveGatewayErr  int      `json:"consecutive_gateway_failure,omitempty"`
+	ConsecutiveGatewayErr  int      `json:"consecutive_gateway_failure"`
 	Interval               Duration `json:"interval"`
 	BaseEjection           Duration `json:"base_ejection"`
-	MaxEjection            Duration `json:"max_ejection,omitempty"`
+	MaxEjection            Duration `json:"max_ejection"`
 	MaxEjectionPercent     int      `json:"max_ejection_percent"`
-	SuccessRateMinHosts    int      `json:"success_rate_minimum_hosts,omitempty"`
-	SuccessRateMinRequest  int      `json:"success_rate_request_volume,omitempty"`
-	SuccessRateStdevFactor float64  `json:"success_rate_stdev_factor,omitempty"`
+	SuccessRateMinHosts    int      `json:"success_rate_minimum_hosts"`
+	SuccessRateMinRequest  int      `json:"success_rate_request_volume"`
+	SuccessRateStdevFactor float64  `json:"success_rate_stdev_factor"`
 	Disabled               bool     `json:"disabled,omitempty"`
 }
 
@@ -141,18 +145,18 @@ type Admission struct {
 	MaxInflight    int      `json:"max_inflight"`
 	RatePerClient  float64  `json:"rate_per_client"`
 	BurstPerClient int      `json:"burst_per_client"`
-	MaxClients     int      `json:"max_clients,omitempty"`
-	ClientIdle     Duration `json:"client_idle,omitempty"`
+	MaxClients     int      `json:"max_clients"`
+	ClientIdle     Duration `json:"client_idle"`
 	TrustedProxies []string `json:"trusted_proxies,omitempty"`
-	MaxBodyBytes   int64    `json:"max_body_bytes,omitempty"`
+	MaxBodyBytes   int64    `json:"max_body_bytes"`
 }
 
 // AIMD configures the adaptive concurrency limit.
 type AIMD struct {
 	Enabled        bool     `json:"enabled"`
-	Algorithm      string   `json:"algorithm,omitempty"` // aimd | gradient2
+	Algorithm      string   `json:"algorithm"` // aimd | gradient2
 	TargetLatency  Duration `json:"target_latency"`
-	Percentile     float64  `json:"percentile,omitempty"`
+	Percentile     float64  `json:"percentile"`
 	MinLimit       int      `json:"min_limit"`
 	MaxLimit       int      `json:"max_limit"`
 	Increase       int      `json:"increase"`
@@ -164,8 +168,8 @@ type AIMD struct {
 type Retries struct {
 	Max             int      `json:"max"`
 	BudgetPercent   float64  `json:"budget_percent"`
-	PerTryTimeout   Duration `json:"per_try_timeout,omitempty"`
-	BufferBodyBytes int64    `json:"buffer_body_bytes,omitempty"`
+	PerTryTimeout   Duration `json:"per_try_timeout"`
+	BufferBodyBytes int64    `json:"buffer_body_bytes"`
 }
 
 // Timeouts bound the time spent on both sides of the proxy.
@@ -173,9 +177,9 @@ type Timeouts struct {
 	Dial             Duration `json:"dial"`
 	ResponseHeader   Duration `json:"response_header"`
 	IdleConn         Duration `json:"idle_conn"`
-	ClientReadHeader Duration `json:"client_read_header,omitempty"`
-	ClientIdle       Duration `json:"client_idle,omitempty"`
-	MaxHeaderBytes   int      `json:"max_header_bytes,omitempty"`
+	ClientReadHeader Duration `json:"client_read_header"`
+	ClientIdle       Duration `json:"client_idle"`
+	MaxHeaderBytes   int      `json:"max_header_bytes"`
 }
 
 // AccessLog configures the per-request JSON log lines.
@@ -184,9 +188,9 @@ type AccessLog struct {
 	Mode string `json:"mode"`
 	// SampleRate is the fraction of requests logged when Mode is "sampled";
 	// errors and rejections are always logged.
-	SampleRate float64 `json:"sample_rate,omitempty"`
+	SampleRate float64 `json:"sample_rate"`
 	// File is the path to write to; empty means standard output.
-	File string `json:"file,omitempty"`
+	File string `json:"file"`
 }
 
 // MetricsDump configures the periodic JSON-lines metrics files.

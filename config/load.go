@@ -1,0 +1,206 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// MaxWeight is the largest backend weight; weights are 1..MaxWeight.
+const MaxWeight = 1000
+
+// DefaultBackend is what a backend entry means before its keys are applied:
+// the original config.json often omits weight and never names a protocol.
+func DefaultBackend() Backend { return Backend{Weight: 1, Protocol: "http1"} }
+
+// Load reads and parses the config file at path. A *ValidationError it
+// returns carries the file name, so each line it prints names the file.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err) // the *PathError names the file
+	}
+	c, err := Parse(data)
+	if err != nil {
+		if ve, ok := errors.AsType[*ValidationError](err); ok {
+			ve.File = path
+			return nil, ve
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Check loads the file at path and returns every problem in it (the file
+// cannot be read, JSON syntax, unknown keys, wrong types, or invalid
+// values), or nil when the file is a valid config. It backs `lbd -check`;
+// the problems do not repeat the file name.
+func Check(path string) []Problem {
+	_, err := Load(path)
+	if err == nil {
+		return nil
+	}
+	if ve, ok := errors.AsType[*ValidationError](err); ok {
+		return ve.Problems
+	}
+	return []Problem{{Message: err.Error()}}
+}
+
+// Parse turns the bytes of a config file into a validated Config.
+//
+// The file is laid over Default(): an omitted key keeps its default, a
+// backend entry starts from DefaultBackend, and a JSON null keeps the default
+// too. Decoding is strict and walks the Config type through its json tags
+// itself, because encoding/json's DisallowUnknownFields names neither the
+// path nor more than one problem: every unknown key and every wrongly typed
+// value is reported with its JSON path (backends[1].wieght). Keys match the
+// tags exactly, case included. A key given twice is applied twice, in order,
+// so the last one wins, as with encoding/json.
+//
+// Every error is a *ValidationError. Decode problems are returned alone,
+// since validating a half-decoded config would report consequences rather
+// than causes; otherwise every validation problem is returned. On success
+// the backend URLs and canary.backend are rewritten in NormalizeURL's form,
+// so every package names a backend the same way.
+func Parse(data []byte) (*Config, error) {
+	c := Default()
+	if probs := decode(data, c); len(probs) > 0 {
+		return nil, &ValidationError{Problems: probs}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	for i := range c.Backends {
+		c.Backends[i].URL, _ = NormalizeURL(c.Backends[i].URL)
+	}
+	if c.Canary.Backend != "" {
+		c.Canary.Backend, _ = NormalizeURL(c.Canary.Backend)
+	}
+	return c, nil
+}
+
+// NormalizeURL returns the identity of a backend: lowercased scheme and host
+// plus an explicit port (80 for http, 443 for https), as "http://host:port"
+// or "https://[v6addr]:port". Only http and https with a host are accepted; a
+// path other than "/", a query, a fragment or user info is an error rather
+// than silently dropped, because lbd forwards the client's path unchanged
+// and two spellings of one server must never become two backends.
+func NormalizeURL(raw string) (string, error) {
+	switch {
+	case raw == "":
+		return "", errors.New("URL is empty; write it as http://host:port")
+	case strings.TrimSpace(raw) != raw:
+		return "", fmt.Errorf("%q has leading or trailing spaces", raw)
+	case !strings.Contains(raw, "://"):
+		return "", fmt.Errorf("%q must start with http:// or https://", raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("%q is not a valid URL: %v", raw, err)
+	}
+	switch {
+	case u.Scheme == "":
+		return "", fmt.Errorf("%q must start with http:// or https://", raw)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("%q has scheme %q; only http and https are supported", raw, u.Scheme)
+	case u.User != nil:
+		return "", fmt.Errorf("%q contains user info; backend URLs must not carry credentials", raw)
+	case u.Opaque != "" || (u.Path != "" && u.Path != "/"):
+		return "", fmt.Errorf("%q has a path; give only scheme, host and port", raw)
+	case u.RawQuery != "" || u.ForceQuery:
+		return "", fmt.Errorf("%q has a query; give only scheme, host and port", raw)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "", fmt.Errorf("%q has a fragment; give only scheme, host and port", raw)
+	}
+	host, err := normalHost(u)
+	if err != nil {
+		return "", fmt.Errorf("%q %v", raw, err)
+	}
+	port := u.Port()
+	if port == "" {
+		if strings.HasSuffix(u.Host, ":") {
+			return "", fmt.Errorf("%q has an empty port", raw)
+		}
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%q has port %s; ports are 1 to 65535", raw, port)
+	} else {
+		port = strconv.Itoa(n) // drops leading zeros
+	}
+	return u.Scheme + "://" + net.JoinHostPort(host, port), nil
+}
+
+// normalHost returns u's host lowercased, or the canonical text of an IP.
+func normalHost(u *url.URL) (string, error) {
+	h := u.Hostname()
+	if h == "" {
+		return "", errors.New("has no host")
+	}
+	if strings.HasPrefix(u.Host, "[") {
+		a, err := netip.ParseAddr(h)
+		switch {
+		case err != nil || !a.Is6():
+			return "", fmt.Errorf("has %q in brackets, which is not an IPv6 address", h)
+		case a.Zone() != "":
+			return "", errors.New("has an IPv6 zone; zones are not supported")
+		}
+		return a.String(), nil
+	}
+	if strings.Contains(h, ":") {
+		return "", errors.New("has an IPv6 address without brackets; write it as http://[::1]:8080")
+	}
+	for _, r := range h {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_'
+		if !ok {
+			return "", fmt.Errorf("has an invalid host %q (international names go in their xn-- form)", h)
+		}
+	}
+	return strings.ToLower(h), nil
+}
+
+// Clone returns a deep copy: changing it never changes c.
+func (c *Config) Clone() *Config {
+	out := *c
+	out.Backends = slices.Clone(c.Backends)
+	out.Admission.TrustedProxies = slices.Clone(c.Admission.TrustedProxies)
+	return &out
+}
+
+// Redacted returns a copy safe to show at /debug/config. The config holds
+// no secret values today (admin.token_file is a path and is kept), and Parse
+// rejects URLs with user info; Redacted still masks user info in URLs because
+// a Config built in code (admin, state restore) may not have been through Parse.
+func (c *Config) Redacted() *Config {
+	out := c.Clone()
+	for i := range out.Backends {
+		out.Backends[i].URL = redactURL(out.Backends[i].URL)
+	}
+	out.Canary.Backend = redactURL(out.Canary.Backend)
+	return out
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if strings.Contains(s, "@") {
+			return "(unparsable URL redacted)"
+		}
+		return s
+	}
+	if u.User == nil {
+		return s
+	}
+	u.User = url.User("redacted")
+	return u.String()
+}
