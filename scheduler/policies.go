@@ -62,8 +62,31 @@ func (p *Picker) pickLC(skip []*backendactor.Handle) *backendactor.Handle {
 // always taking the global minimum causes when many pickers share stale data.
 // A backend with no samples yet costs 1µs per request in flight, so it is
 // tried at once and its EWMA learned.
+//
+// The draw first samples from all backends and rejects unusable ones, which
+// costs O(1) while most are usable; only when that fails does it list the
+// usable ones and draw among them, so a mostly-down set is still sampled
+// uniformly.
 func (p *Picker) pickP2C(skip []*backendactor.Handle) *backendactor.Handle {
-	var buf [32]int
+	n := uint64(len(p.backends))
+	if n >= 4 {
+		for range 4 {
+			r := p.rnd.Uint64()
+			i, j := r%n, (r>>32)%n
+			if i == j {
+				continue
+			}
+			a, b := p.backends[i], p.backends[j]
+			if _, ok := usable(a, skip); !ok {
+				continue
+			}
+			if _, ok := usable(b, skip); !ok {
+				continue
+			}
+			return cheaper(a, b)
+		}
+	}
+	var buf [64]int
 	idx := buf[:0]
 	for i, h := range p.backends {
 		if _, ok := usable(h, skip); ok {
@@ -76,12 +99,15 @@ func (p *Picker) pickP2C(skip []*backendactor.Handle) *backendactor.Handle {
 	case 1:
 		return p.backends[idx[0]]
 	}
-	n := uint64(len(idx))
+	m := uint64(len(idx))
 	r := p.rnd.Uint64()
-	i := r % n
-	// The second choice is uniform over the other n-1 backends.
-	j := (i + 1 + (r>>32)%(n-1)) % n
-	a, b := p.backends[idx[i]], p.backends[idx[j]]
+	i := r % m
+	// The second choice is uniform over the other m-1 backends.
+	j := (i + 1 + (r>>32)%(m-1)) % m
+	return cheaper(p.backends[idx[i]], p.backends[idx[j]])
+}
+
+func cheaper(a, b *backendactor.Handle) *backendactor.Handle {
 	if p2cCost(b) < p2cCost(a) {
 		return b
 	}

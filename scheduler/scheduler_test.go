@@ -286,3 +286,23 @@ func TestRemoveRetiresTheActor(t *testing.T) {
 	require.Nil(t, s.Lookup(url(0)))
 	require.Len(t, s.Picker().Backends(), 1)
 }
+
+// TestP2CDrawIsUniform checks the second choice: with equal costs every
+// backend must be chosen equally often (a biased second draw shows here).
+func TestP2CDrawIsUniform(t *testing.T) {
+	for _, n := range []int{2, 3, 7} {
+		ws := make([]int, n)
+		for i := range ws {
+			ws[i] = 1
+		}
+		s, hs := newSched(t, P2CEWMA, ws...)
+		counts := make([]int, n)
+		const picks = 70_000
+		for _, i := range pickSeq(t, s, hs, picks) {
+			counts[i]++
+		}
+		for i, c := range counts {
+			require.InDelta(t, float64(picks)/float64(n), float64(c), float64(picks)/float64(n)*0.05, "n=%d backend %d: %v", n, i, counts)
+		}
+	}
+}
