@@ -185,8 +185,7 @@ func (s *state) fold(now time.Time) {
 	b := s.h.bucket.Swap(new(bucket))
 	n, fail := b.n.Load(), b.fail.Load()
 	if n > 0 {
-		mean := time.Duration(b.sumNs.Load() / n)
-		s.ewma = s.ewma.Observe(mean, time.Duration(b.maxNs.Load()), now, s.cfg.EWMADecay)
+		s.ewma = s.ewma.Observe(time.Duration(b.sumNs.Load()/n), now, s.cfg.EWMADecay)
 	}
 	prev := s.breaker.State
 	s.breaker = s.breaker.Next(BreakerInput{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -54,9 +55,9 @@ func TestCapRefusesOverTheCap(t *testing.T) {
 
 func TestBreakerOpensOnConsecutiveFailuresAndRecovers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var changes int
+		var changes atomic.Int32
 		c := testConfig()
-		c.OnChange = func(*Handle) { changes++ }
+		c.OnChange = func(*Handle) { changes.Add(1) }
 		h := New(nil, c)
 		defer h.Stop()
 
@@ -68,7 +69,7 @@ func TestBreakerOpensOnConsecutiveFailuresAndRecovers(t *testing.T) {
 		require.Equal(t, Open, h.Snapshot().Breaker)
 		require.False(t, h.Snapshot().Eligible)
 		require.False(t, h.Acquire(), "an open breaker admits nothing")
-		require.Equal(t, 1, changes, "the scheduler was told")
+		require.EqualValues(t, 1, changes.Load(), "the scheduler was told")
 
 		<-time.After(10 * time.Second) // the bubble's clock: open_for passes
 		synctest.Wait()
@@ -116,15 +117,26 @@ func TestEWMAFromReleasedSamples(t *testing.T) {
 		}
 		<-time.After(100 * time.Millisecond)
 		synctest.Wait()
-		require.Equal(t, 50*time.Millisecond, h.Snapshot().EWMA, "peak of the window")
+		require.Equal(t, 70*time.Millisecond/3, h.Snapshot().EWMA, "the window's mean")
 		for range 30 {
 			require.True(t, h.Acquire())
 			h.Release(10*time.Millisecond, Success)
 			<-time.After(100 * time.Millisecond)
 		}
+		require.True(t, h.Acquire())
+		h.Release(200*time.Millisecond, Success)
+		<-time.After(100 * time.Millisecond)
 		synctest.Wait()
-		require.Less(t, h.Snapshot().EWMA, 15*time.Millisecond)
-		require.EqualValues(t, 33, stats(t, h).Requests)
+		require.Equal(t, 200*time.Millisecond, h.Snapshot().EWMA, "a slow window takes over at once")
+		for range 10 {
+			require.True(t, h.Acquire())
+			h.Release(10*time.Millisecond, Success)
+		}
+		synctest.Wait()
+		<-time.After(100 * time.Millisecond)
+		synctest.Wait()
+		require.Less(t, h.Snapshot().EWMA, 200*time.Millisecond, "and decays")
+		require.EqualValues(t, 44, stats(t, h).Requests)
 	})
 }
 

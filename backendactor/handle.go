@@ -47,7 +47,7 @@ type Handle struct {
 
 // bucket collects the samples of one tick; the actor swaps it out and folds it.
 type bucket struct {
-	n, fail, sumNs, maxNs atomic.Int64
+	n, fail, sumNs atomic.Int64
 }
 
 // URL returns the backend's normalised URL, its identity.
@@ -107,10 +107,7 @@ func (h *Handle) Release(latency time.Duration, o Outcome) {
 	}
 	b := h.bucket.Load()
 	b.n.Add(1)
-	ns := int64(latency)
-	b.sumNs.Add(ns)
-	for m := b.maxNs.Load(); ns > m && !b.maxNs.CompareAndSwap(m, ns); m = b.maxNs.Load() {
-	}
+	b.sumNs.Add(int64(latency))
 	h.requests.Add(1)
 	if !o.Failed() {
 		h.consecFail.Store(0)

@@ -11,24 +11,29 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func TestEWMARisesAtOnceAndDecays(t *testing.T) {
 	const tau = time.Second
-	e := EWMA{}.Observe(10*time.Millisecond, 12*time.Millisecond, t0, tau)
-	require.Equal(t, 12*time.Millisecond, e.Value, "first window starts at its peak")
+	e := EWMA{}.Observe(10*time.Millisecond, t0, tau)
+	require.Equal(t, 10*time.Millisecond, e.Value, "the first sample is the average")
 
-	e = e.Observe(10*time.Millisecond, 100*time.Millisecond, t0.Add(100*time.Millisecond), tau)
+	e = e.Observe(100*time.Millisecond, t0.Add(100*time.Millisecond), tau)
 	require.Equal(t, 100*time.Millisecond, e.Value, "a slow sample replaces the average at once")
 
 	prev := e.Value
 	for i := 1; i <= 50; i++ { // 5 s of fast windows
-		e = e.Observe(10*time.Millisecond, 10*time.Millisecond, t0.Add(100*time.Millisecond+time.Duration(i)*100*time.Millisecond), tau)
+		e = e.Observe(10*time.Millisecond, t0.Add(100*time.Millisecond+time.Duration(i)*100*time.Millisecond), tau)
 		require.Less(t, e.Value, prev, "decays while samples are faster")
 		require.GreaterOrEqual(t, e.Value, 10*time.Millisecond, "never below the samples")
 		prev = e.Value
 	}
 	require.InDelta(t, float64(10*time.Millisecond), float64(e.Value), float64(time.Millisecond), "after 5 tau it has forgotten the spike")
 
-	// Decay depends on elapsed time, not sample count: one window after tau weighs the old value 1/e.
-	e = EWMA{Value: 100 * time.Millisecond, At: t0}.Observe(0, 0, t0.Add(tau), tau)
+	// Decay depends on elapsed time, not sample count: one sample after tau weighs the old value 1/e.
+	e = EWMA{Value: 100 * time.Millisecond, At: t0}.Observe(0, t0.Add(tau), tau)
 	require.InDelta(t, 100e6/2.718281828, float64(e.Value), 1e3)
+	same := EWMA{Value: 100 * time.Millisecond, At: t0}
+	for i := 1; i <= 10; i++ {
+		same = same.Observe(0, t0.Add(time.Duration(i)*tau/10), tau)
+	}
+	require.InDelta(t, float64(e.Value), float64(same.Value), 1e3, "ten samples over tau decay as much as one")
 }
 
 func TestBreakerTransitions(t *testing.T) {
