@@ -133,11 +133,9 @@ func loadConfig(f flags) (*config.Config, error) {
 	if f.admin != "" {
 		cfg.Admin.Listen = f.admin
 	}
-	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
-		return nil, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
-	}
-	if _, _, err := net.SplitHostPort(cfg.Admin.Listen); err != nil {
-		return nil, fmt.Errorf("admin listen address %q: %w", cfg.Admin.Listen, err)
+	// Validate again: the environment and flags may have put in what the file could not.
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("after applying flags and environment: %w", err)
 	}
 	return cfg, nil
 }
