@@ -45,6 +45,7 @@ type Config struct {
 	Admin         Admin       `json:"admin"`
 	TLS           TLS         `json:"tls"`
 	H2C           bool        `json:"h2c"`
+	WebSocket     WebSocket   `json:"websocket"`
 	Backends      []Backend   `json:"backends"`
 	Policy        string      `json:"policy"`
 	Sticky        Sticky      `json:"sticky"`
@@ -73,6 +74,15 @@ type Admin struct {
 type TLS struct {
 	CertFile string `json:"cert_file"`
 	KeyFile  string `json:"key_file"`
+}
+
+// WebSocket configures upgraded connections (WebSocket and other HTTP/1.1
+// Upgrade protocols), which outlive ordinary requests.
+type WebSocket struct {
+	// DrainTimeout is how long an open WebSocket may continue after its
+	// backend is drained or removed, or after lbd starts shutting down (where
+	// shutdown_grace bounds it too); then lbd closes it. 0 closes at once.
+	DrainTimeout Duration `json:"drain_timeout"`
 }
 
 // Backend is one upstream server.

@@ -9,10 +9,11 @@ var Policies = []string{"rr", "wrr", "lc", "p2c-ewma"}
 // and no backends.
 func Default() *Config {
 	return &Config{
-		Listen: ":3030",
-		Admin:  Admin{Listen: "127.0.0.1:3031"},
-		Policy: "p2c-ewma",
-		Sticky: Sticky{Key: "ip"},
+		Listen:    ":3030",
+		Admin:     Admin{Listen: "127.0.0.1:3031"},
+		WebSocket: WebSocket{DrainTimeout: Duration(10 * time.Second)},
+		Policy:    "p2c-ewma",
+		Sticky:    Sticky{Key: "ip"},
 		Health: Health{
 			Path: "/healthz", Interval: Duration(2 * time.Second), Timeout: Duration(time.Second),
 			Jitter: 0.2, Rise: 2, Fall: 3, ExpectedStatus: 200,

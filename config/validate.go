@@ -128,6 +128,7 @@ func (c *Config) Validate() error {
 	if c.H2C && c.TLS.CertFile != "" {
 		k.add("h2c", "cleartext HTTP/2 cannot be combined with tls; HTTPS already offers h2 through ALPN")
 	}
+	k.notNegative("websocket.drain_timeout", c.WebSocket.DrainTimeout, "close open WebSockets at once")
 
 	seen := map[string]int{}
 	for i, b := range c.Backends {
