@@ -45,6 +45,7 @@ type Options struct {
 	ClientIP  func(*http.Request) string
 	Transport TransportOptions
 	Retries   RetryOptions
+	Upgrades  UpgradeOptions
 	AccessLog *AccessLog // nil logs nothing
 	// Registerer receives the data-plane metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
@@ -57,6 +58,7 @@ type Handler struct {
 	opts    Options
 	rp      *httputil.ReverseProxy
 	tr      *retryTransport
+	ups     *upgrades
 	metrics *metrics
 	log     *slog.Logger
 
@@ -71,7 +73,7 @@ func New(o Options) *Handler {
 	if o.ClientIP == nil {
 		o.ClientIP = PeerIP
 	}
-	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer)}
+	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), ups: newUpgrades(o.Upgrades)}
 	h.tr = &retryTransport{h: h, ups: newUpstreams(o.Transport, h.metrics), retries: o.Retries}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:      rewrite,
@@ -85,6 +87,12 @@ func New(o Options) *Handler {
 
 // Close releases idle upstream connections.
 func (h *Handler) Close() { h.tr.ups.closeIdle() }
+
+// DrainUpgrades is the data plane's part of a shutdown for connections that
+// http.Server.Shutdown does not see: it refuses new protocol upgrades, lets
+// open WebSockets run for the drain timeout or until ctx ends, then closes
+// them. It returns how many it had to close.
+func (h *Handler) DrainUpgrades(ctx context.Context) int { return h.ups.drain(ctx) }
 
 type ctxKey struct{}
 
@@ -104,6 +112,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-Id", st.id)
 	st.client = h.opts.ClientIP(r)
 
+	ctx, done, ok := h.enter(w, r, st)
+	if !ok {
+		h.finish(st, r)
+		return
+	}
+	defer done()
+
 	if a := h.opts.Admitter; a != nil {
 		ok, reason, status, retryAfter := a.Admit(r, st.client)
 		if !ok {
@@ -114,7 +129,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer func() { a.Done(time.Since(st.start), st.status >= 500) }()
 	}
 	h.active.Add(1)
-	h.rp.ServeHTTP(st, r.WithContext(context.WithValue(r.Context(), ctxKey{}, st)))
+	h.rp.ServeHTTP(st, r.WithContext(ctx))
 	h.active.Add(-1)
 	h.finish(st, r)
 }

@@ -25,7 +25,8 @@ type reqState struct {
 	upstream   time.Duration // time to the chosen backend's response headers
 	tries      [maxTries]*backendactor.Handle
 	attempts   int
-	rejected   string // X-Lbd-Reject reason, if lbd answered itself
+	rejected   string       // X-Lbd-Reject reason, if lbd answered itself
+	upgrade    *upgradeConn // set when the request asks to switch protocols (websocket.go)
 }
 
 func (s *reqState) tried() []*backendactor.Handle { return s.tries[:min(s.attempts, maxTries)] }

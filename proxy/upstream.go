@@ -3,11 +3,9 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 
@@ -22,25 +20,35 @@ type TransportOptions struct {
 	ResponseHeaderTimeout time.Duration
 	IdleConnTimeout       time.Duration
 	MaxIdleConnsPerHost   int
-	// TLS for h2 (and https http1) backends: extra CA file and server name,
-	// by backend URL.
+	// TLS for https backends (h2, or http1 over TLS): extra trust and server
+	// name, by normalised backend URL. Backends not listed use the system roots.
 	TLS map[string]UpstreamTLS
 }
 
-// UpstreamTLS is one https backend's trust settings.
+// UpstreamTLS is one https backend's trust settings. The caller reads the
+// CA file (and reports a bad one at start), so the proxy never touches files.
 type UpstreamTLS struct {
-	CAFile     string
-	ServerName string
+	RootCAs    *x509.CertPool // nil: the system roots
+	ServerName string         // "": the URL's host
 }
+
+// HTTP/2 connection health: a connection with no frame for h2PingAfter is
+// pinged, and closed when the ping goes unanswered for h2PingTimeout, so a
+// backend that vanished without a reset fails its streams in seconds rather
+// than at the kernel's TCP timeout.
+const (
+	h2PingAfter   = 15 * time.Second
+	h2PingTimeout = 5 * time.Second
+)
 
 // upstream is what the proxy keeps per backend: where to send and how.
 type upstream struct {
-	target   *url.URL
-	rt       http.RoundTripper
+	target    *url.URL
+	rt        http.RoundTripper
 	duration  prometheus.Observer
 	codeCache statusCodes
 	backend   string
-	m        *metrics
+	m         *metrics
 }
 
 // upstreams caches one upstream per backend handle. Handles live for the
@@ -82,8 +90,8 @@ func (u *upstreams) get(h *backendactor.Handle) *upstream {
 	return v.(*upstream)
 }
 
-// transport returns the shared transport for a protocol; backends with
-// their own TLS trust get their own.
+// transport returns the shared round tripper for a protocol; backends with
+// their own TLS trust get their own, since trust lives in the transport.
 func (u *upstreams) transport(protocol, backendURL string) http.RoundTripper {
 	key := protocol
 	tlsOpts, ownTLS := u.opts.TLS[backendURL]
@@ -95,6 +103,30 @@ func (u *upstreams) transport(protocol, backendURL string) http.RoundTripper {
 	if rt, ok := u.byProto[key]; ok {
 		return rt
 	}
+	h1 := u.newTransport(ownTLS, tlsOpts)
+	h1.Protocols = new(http.Protocols)
+	h1.Protocols.SetHTTP1(true)
+	var rt http.RoundTripper = h1
+	if protocol == "h2c" || protocol == "h2" {
+		h2 := u.newTransport(ownTLS, tlsOpts)
+		h2.Protocols = new(http.Protocols)
+		if protocol == "h2c" {
+			h2.Protocols.SetUnencryptedHTTP2(true) // prior knowledge: no Upgrade round trip
+		} else {
+			h2.Protocols.SetHTTP2(true) // ALPN must settle on h2; an HTTP/1-only backend fails loudly
+		}
+		h2.HTTP2 = &http.HTTP2Config{SendPingTimeout: h2PingAfter, PingTimeout: h2PingTimeout}
+		grpc := h2.Clone()
+		grpc.ResponseHeaderTimeout = 0
+		rt = &multiplexed{h2: h2, grpc: grpc, h1: h1}
+		u.closeFns = append(u.closeFns, h2.CloseIdleConnections, grpc.CloseIdleConnections)
+	}
+	u.byProto[key] = rt
+	u.closeFns = append(u.closeFns, h1.CloseIdleConnections)
+	return rt
+}
+
+func (u *upstreams) newTransport(ownTLS bool, o UpstreamTLS) *http.Transport {
 	t := &http.Transport{
 		Proxy:                 nil, // never route backend traffic through an environment proxy
 		DialContext:           (&net.Dialer{Timeout: u.opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -106,42 +138,30 @@ func (u *upstreams) transport(protocol, backendURL string) http.RoundTripper {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // pass bodies through as the backend encoded them
 	}
-	switch protocol {
-	case "h2c":
-		t.Protocols = new(http.Protocols)
-		t.Protocols.SetUnencryptedHTTP2(true)
-	case "h2":
-		t.Protocols = new(http.Protocols)
-		t.Protocols.SetHTTP2(true)
-		t.ForceAttemptHTTP2 = true
-	}
 	if ownTLS {
-		cfg, err := tlsConfig(tlsOpts)
-		if err != nil {
-			// Config validation reads the CA file first; an error here means it changed since.
-			cfg = &tls.Config{ServerName: tlsOpts.ServerName}
-		}
-		t.TLSClientConfig = cfg
+		t.TLSClientConfig = &tls.Config{ServerName: o.ServerName, RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}
 	}
-	u.byProto[key] = t
-	u.closeFns = append(u.closeFns, t.CloseIdleConnections)
 	return t
 }
 
-func tlsConfig(o UpstreamTLS) (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: o.ServerName, MinVersion: tls.VersionTLS12}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s: no PEM certificates", o.CAFile)
-		}
-		cfg.RootCAs = pool
+// multiplexed is the round tripper of an HTTP/2 backend (h2c or h2). Each
+// request becomes a stream on a shared connection, so every stream is
+// balanced on its own; two kinds of request take another path:
+//   - protocol upgrades (WebSocket), which HTTP/2 cannot carry, go over
+//     HTTP/1.1 to the same backend;
+//   - gRPC calls skip timeouts.response_header: a streaming call may hold
+//     its headers back for as long as it likes, and the caller's deadline
+//     (grpc-timeout, passed through) is what bounds a call.
+type multiplexed struct{ h2, grpc, h1 http.RoundTripper }
+
+func (m *multiplexed) RoundTrip(r *http.Request) (*http.Response, error) {
+	switch {
+	case upgradeType(r.Header) != "":
+		return m.h1.RoundTrip(r)
+	case isGRPC(r.Header):
+		return m.grpc.RoundTrip(r)
 	}
-	return cfg, nil
+	return m.h2.RoundTrip(r)
 }
 
 func (u *upstreams) closeIdle() {
