@@ -33,6 +33,7 @@ type App struct {
 	sched    *scheduler.Scheduler
 	proxy    *proxy.Handler
 	admin    *admin.Server
+	certs    *certStore // the data plane's certificate; nil without tls
 
 	dataLn, adminLn   net.Listener
 	dataSrv, adminSrv *http.Server
@@ -44,6 +45,17 @@ type App struct {
 func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a := &App{cfg: cfg, log: log, registry: actor.NewRegistry(), prom: prometheus.NewRegistry()}
 	a.prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if cfg.TLS.CertFile != "" {
+		var err error
+		if a.certs, err = newCertStore(cfg.TLS, time.Now); err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+	}
+	upTLS, err := upstreamTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	sched, err := scheduler.New(scheduler.Config{
 		Policy: cfg.Policy, StickyEnabled: cfg.Sticky.Enabled, StickyKey: cfg.Sticky.Key,
@@ -81,8 +93,9 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 		Scheduler: sched,
 		Transport: proxy.TransportOptions{
 			DialTimeout: cfg.Timeouts.Dial.D(), ResponseHeaderTimeout: cfg.Timeouts.ResponseHeader.D(),
-			IdleConnTimeout: cfg.Timeouts.IdleConn.D(), TLS: upstreamTLS(cfg),
+			IdleConnTimeout: cfg.Timeouts.IdleConn.D(), TLS: upTLS,
 		},
+		Upgrades: proxy.UpgradeOptions{DrainTimeout: cfg.WebSocket.DrainTimeout.D()},
 		Retries: proxy.RetryOptions{
 			Max: cfg.Retries.Max, BudgetPercent: cfg.Retries.BudgetPercent, MinConcurrent: 3,
 			PerTryTimeout: cfg.Retries.PerTryTimeout.D(),
@@ -109,17 +122,6 @@ func backendTemplate(cfg *config.Config) backendactor.Config {
 		Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
 		Warmup: cfg.Warmup.Duration.D(), WarmupMinPercent: cfg.Warmup.MinWeightPercent,
 	}
-}
-
-func upstreamTLS(cfg *config.Config) map[string]proxy.UpstreamTLS {
-	m := map[string]proxy.UpstreamTLS{}
-	for _, b := range cfg.Backends {
-		if b.CAFile != "" || b.ServerName != "" {
-			u, _ := config.NormalizeURL(b.URL)
-			m[u] = proxy.UpstreamTLS{CAFile: b.CAFile, ServerName: b.ServerName}
-		}
-	}
-	return m
 }
 
 func accessLog(c config.AccessLog) (*proxy.AccessLog, io.Closer, error) {
@@ -156,7 +158,17 @@ func (a *App) Start() error {
 	errLog := slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)
 	a.dataSrv = &http.Server{
 		Handler: a.proxy, ReadHeaderTimeout: t.ClientReadHeader.D(), IdleTimeout: t.ClientIdle.D(),
-		MaxHeaderBytes: t.MaxHeaderBytes, ErrorLog: errLog,
+		MaxHeaderBytes: t.MaxHeaderBytes, ErrorLog: errLog, Protocols: new(http.Protocols),
+	}
+	// One listener, one way in: HTTPS with ALPN (h2, http/1.1) when a
+	// certificate is configured, else cleartext HTTP/1.1 plus, with h2c,
+	// HTTP/2 by prior knowledge (Upgrade: h2c is not offered; see proxy/websocket.go).
+	a.dataSrv.Protocols.SetHTTP1(true)
+	if a.certs != nil {
+		a.dataSrv.TLSConfig = a.certs.serverConfig()
+		a.dataSrv.Protocols.SetHTTP2(true)
+	} else if a.cfg.H2C {
+		a.dataSrv.Protocols.SetUnencryptedHTTP2(true)
 	}
 	a.adminSrv = &http.Server{Handler: a.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
 	a.serve(a.dataSrv, a.dataLn)
@@ -170,7 +182,11 @@ func (a *App) serve(srv *http.Server, ln net.Listener) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := srv.Serve
+		if srv.TLSConfig != nil {
+			serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") } // the certificate comes from TLSConfig
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("server stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
@@ -185,7 +201,18 @@ func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 func (a *App) Shutdown(ctx context.Context) error {
 	var errs []error
 	if a.dataSrv != nil {
-		errs = append(errs, a.dataSrv.Shutdown(ctx), a.adminSrv.Shutdown(ctx))
+		// Upgraded connections (WebSocket) are invisible to http.Server.Shutdown:
+		// the proxy drains them alongside, within the same grace.
+		upgraded := make(chan int, 1)
+		go func() { upgraded <- a.proxy.DrainUpgrades(ctx) }()
+		err := a.dataSrv.Shutdown(ctx)
+		if err != nil {
+			a.dataSrv.Close() // the grace is over: cut what still runs (long gRPC streams)
+		}
+		errs = append(errs, err, a.adminSrv.Shutdown(ctx))
+		if n := <-upgraded; n > 0 {
+			a.log.Info("closed upgraded connections still open at the end of the grace", "count", n)
+		}
 	}
 	a.wg.Wait()
 	a.proxy.Close()

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/lbd/lbd/config"
 )
@@ -93,8 +94,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			hostPort(app.DataAddr()), app.AdminAddr())
 	}
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	s := <-sig
+	for ; s == syscall.SIGHUP; s = <-sig {
+		if err := app.ReloadTLS(); err != nil {
+			log.Error("reload refused; still serving the previous certificate", "err", err)
+		}
+	}
 	log.Info("shutting down", "signal", s.String(), "grace", cfg.ShutdownGrace.D().String())
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.D())
 	defer cancel()
@@ -159,6 +165,11 @@ func check(path string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	problems := config.Check(path)
+	if len(problems) == 0 {
+		if cfg, err := config.Load(path); err == nil {
+			problems = checkFiles(cfg, time.Now()) // what the config names must exist and be usable
+		}
+	}
 	for _, p := range problems {
 		fmt.Fprintf(stderr, "%s: %s\n", path, p)
 	}

@@ -23,7 +23,7 @@ func TestCheck(t *testing.T) {
 		want string // in the output
 	}{
 		{"original.json", 0, "ok"},
-		{"full.json", 0, "ok"},
+		{"full.json", 1, "tls.cert_file: certificate /etc/lbd/tls.crt"}, // valid, but names files this machine lacks
 		{"bad-unknown-key-nested.json", 1, "unknown key"},
 		{"bad-multiple.json", 1, "backends[0]"},
 	}
