@@ -1,0 +1,85 @@
+package controller
+
+import (
+	"math"
+	"time"
+)
+
+// Window is what the limiter learned in one control interval: the input of
+// the pure decision functions (AIMD.Next, Gradient2.Next).
+type Window struct {
+	Samples  int           // requests that completed in the interval
+	Failures int           // of those, 5xx answers and timeouts
+	Latency  time.Duration // the configured percentile of their latency (0 without samples)
+	Peak     int           // highest number of requests in flight at once
+	Rejected int           // requests the soft limit refused
+
+	// PrevFailureRate is the failure share of the previous interval that
+	// had samples, so that Next can tell failures that rose from a steady
+	// background rate of errors.
+	PrevFailureRate float64
+}
+
+// FailureRate is Failures over Samples, 0 without samples.
+func (w Window) FailureRate() float64 {
+	if w.Samples == 0 {
+		return 0
+	}
+	return float64(w.Failures) / float64(w.Samples)
+}
+
+// failureRiseThreshold is how many percentage points the failure share must
+// gain over the previous interval to count as "failures rose". A backend
+// that always answers some requests with 500 (a bad path, a broken record)
+// is not overloaded, and cutting the limit would not help it; a jump in
+// 5xx and timeouts is the overload signal the latency may not yet show.
+const failureRiseThreshold = 0.02
+
+func (w Window) failuresRose() bool {
+	return w.Failures > 0 && w.FailureRate() > w.PrevFailureRate+failureRiseThreshold
+}
+
+// limitReached says the limit was the binding constraint: demand touched
+// it, so a higher limit might be used.
+func (w Window) limitReached(limit float64) bool {
+	return w.Rejected > 0 || float64(w.Peak) >= math.Floor(limit)
+}
+
+// AIMD is additive-increase/multiplicative-decrease on the latency of
+// completed requests, as the original lbd describes it:
+//
+//   - the latency percentile is over Target, or failures rose: multiply by
+//     DecreaseFactor;
+//   - otherwise, the limit was reached and there were samples: add Increase;
+//   - otherwise keep it. The result is clamped to [Min, Max].
+//
+// The decrease applies to the smaller of the limit and the peak in flight:
+// when the limit sits far above what was ever used (at start, or after a
+// quiet spell), cutting the unused headroom by 30% changes nothing, and the
+// queue in front of the backends would keep growing for several intervals
+// while the limit walked down to where it binds.
+type AIMD struct {
+	Target         time.Duration
+	Min, Max       float64
+	Increase       float64
+	DecreaseFactor float64
+}
+
+// Next returns the limit for the next interval.
+func (a AIMD) Next(limit float64, w Window) float64 {
+	switch {
+	case (w.Samples > 0 && w.Latency > a.Target) || w.failuresRose():
+		base := limit
+		if w.Peak > 0 {
+			base = min(limit, float64(w.Peak))
+		}
+		limit = base * a.DecreaseFactor
+	case w.Samples > 0 && w.limitReached(limit):
+		limit += a.Increase
+	}
+	return clamp(limit, a.Min, a.Max)
+}
+
+func clamp(v, lo, hi float64) float64 {
+	return min(max(v, lo), hi)
+}

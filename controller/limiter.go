@@ -1,0 +1,204 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/lbd/lbd/actor"
+)
+
+// LimiterConfig configures the adaptive concurrency limiter (config section
+// "aimd").
+type LimiterConfig struct {
+	Algorithm      string        // "aimd" (default) or "gradient2"
+	Target         time.Duration // target latency of completed requests
+	Percentile     float64       // which latency percentile is compared, 0.9 = p90
+	MinLimit       int
+	MaxLimit       int
+	Increase       int     // AIMD additive step
+	DecreaseFactor float64 // AIMD multiplicative step
+	Interval       time.Duration
+	Logger         *slog.Logger
+}
+
+// Validate reports the first setting the limiter cannot run with.
+func (c LimiterConfig) Validate() error {
+	switch {
+	case c.Algorithm != "" && c.Algorithm != "aimd" && c.Algorithm != "gradient2":
+		return fmt.Errorf("limiter algorithm %q: want aimd or gradient2", c.Algorithm)
+	case c.Target <= 0:
+		return fmt.Errorf("limiter target latency must be positive, got %v", c.Target)
+	case c.Percentile <= 0 || c.Percentile > 1:
+		return fmt.Errorf("limiter percentile must be in (0, 1], got %g", c.Percentile)
+	case c.MinLimit < 1 || c.MaxLimit < c.MinLimit:
+		return fmt.Errorf("limiter bounds [%d, %d]: want 1 <= min <= max", c.MinLimit, c.MaxLimit)
+	case c.Interval <= 0:
+		return fmt.Errorf("limiter interval must be positive, got %v", c.Interval)
+	case c.Algorithm != "gradient2" && (c.DecreaseFactor <= 0 || c.DecreaseFactor >= 1 || c.Increase < 1):
+		return fmt.Errorf("limiter aimd steps: want increase >= 1 and 0 < decrease factor < 1, got %d and %g", c.Increase, c.DecreaseFactor)
+	}
+	return nil
+}
+
+// Status is the limiter's state as last published: what /admin/metrics/json
+// shows. The window fields describe the last completed interval.
+type Status struct {
+	Algorithm  string  `json:"algorithm"`
+	Limit      int64   `json:"limit"`
+	MinLimit   int     `json:"min_limit"`
+	MaxLimit   int     `json:"max_limit"`
+	TargetMS   float64 `json:"target_latency_ms"`
+	Percentile float64 `json:"percentile"`
+
+	LatencyMS  float64 `json:"latency_ms"`            // the percentile of the last interval with samples
+	BaselineMS float64 `json:"baseline_ms,omitempty"` // gradient2's long-term latency
+	Samples    int     `json:"samples"`
+	Failures   int     `json:"failures"`
+	Peak       int     `json:"peak_inflight"`
+	Rejected   int     `json:"rejected"`
+
+	Increases uint64    `json:"increases"`
+	Decreases uint64    `json:"decreases"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Limiter is the adaptive concurrency limit: the data plane reads Limit and
+// feeds the sample window through Admitted, Rejected and Observe (atomics
+// only, no messages); the limiter's actor folds the window on each tick
+// through the configured algorithm and publishes the new limit. It
+// implements proxy.SoftLimit.
+type Limiter struct {
+	ref    *actor.Ref
+	limit  atomic.Int64
+	window atomic.Pointer[samples]
+	status atomic.Pointer[Status]
+}
+
+// NewLimiter starts the limiter actor. The limit starts at MaxLimit and is
+// brought down by the first intervals that see latency over the target: a
+// limit that started low would refuse traffic the backends could serve
+// while it climbed one Increase per interval.
+func NewLimiter(reg *actor.Registry, c LimiterConfig) (*Limiter, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Algorithm == "" {
+		c.Algorithm = "aimd"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	l := &Limiter{}
+	l.window.Store(new(samples))
+	l.limit.Store(int64(c.MaxLimit))
+	st := &limiterState{l: l, cfg: c, limit: float64(c.MaxLimit)}
+	st.publish(Window{}, time.Now())
+	l.ref = actor.Spawn(reg, st, actor.Options{
+		Name: "admission-limiter", Kind: "aimd", Mailbox: 8, TickEvery: c.Interval, Logger: c.Logger,
+	})
+	return l, nil
+}
+
+// Limit is the current soft limit on requests in flight.
+func (l *Limiter) Limit() int64 { return l.limit.Load() }
+
+// Admitted records the in-flight count a request was admitted at.
+func (l *Limiter) Admitted(inflight int64) { l.window.Load().admitted(inflight) }
+
+// Rejected records a request the soft limit refused.
+func (l *Limiter) Rejected() { l.window.Load().rejected.Add(1) }
+
+// Observe records a completed request's latency and whether it failed
+// (a 5xx or a timeout).
+func (l *Limiter) Observe(latency time.Duration, failed bool) {
+	l.window.Load().observe(latency, failed)
+}
+
+// Status returns the state the limiter last published.
+func (l *Limiter) Status() Status { return *l.status.Load() }
+
+// Stop stops the limiter's actor and waits for it, until ctx ends. The
+// last limit stays readable.
+func (l *Limiter) Stop(ctx context.Context) error { return l.ref.StopWait(ctx) }
+
+// limiterState is the actor's private state; only its goroutine touches it.
+type limiterState struct {
+	l        *Limiter
+	ref      *actor.Ref
+	cfg      LimiterConfig
+	limit    float64
+	longRTT  time.Duration
+	prevFail float64
+	lastLat  time.Duration
+	incs     uint64
+	decs     uint64
+}
+
+// Bind receives the actor's address before its goroutine starts.
+func (s *limiterState) Bind(r *actor.Ref) {
+	s.ref = r
+	r.SetState(fmt.Sprintf("%s limit=%d", s.cfg.Algorithm, s.l.Limit()))
+}
+
+// Receive: the limiter takes no commands yet; it runs on ticks.
+func (s *limiterState) Receive(msg any) {
+	s.cfg.Logger.Warn("limiter: unknown message", "type", fmt.Sprintf("%T", msg))
+}
+
+// Restart resumes from the last published limit after a panic.
+func (s *limiterState) Restart() { s.limit = float64(s.l.Limit()) }
+
+// Tick closes the interval: swap the sample window, run the algorithm,
+// publish.
+func (s *limiterState) Tick(now time.Time) {
+	old := s.l.window.Swap(new(samples))
+	lat, n := old.quantile(s.cfg.Percentile)
+	w := Window{
+		Samples: int(n), Failures: int(old.failed.Load()), Latency: lat,
+		Peak: int(old.peak.Load()), Rejected: int(old.rejected.Load()),
+		PrevFailureRate: s.prevFail,
+	}
+	if w.Samples > 0 {
+		s.prevFail = w.FailureRate()
+		s.lastLat = lat
+	}
+	prev := s.limit
+	lo, hi := float64(s.cfg.MinLimit), float64(s.cfg.MaxLimit)
+	switch s.cfg.Algorithm {
+	case "gradient2":
+		g := Gradient2{Target: s.cfg.Target, Min: lo, Max: hi}
+		next := g.Next(Gradient2State{Limit: s.limit, LongRTT: s.longRTT}, w)
+		s.limit, s.longRTT = next.Limit, next.LongRTT
+	default:
+		a := AIMD{Target: s.cfg.Target, Min: lo, Max: hi, Increase: float64(s.cfg.Increase), DecreaseFactor: s.cfg.DecreaseFactor}
+		s.limit = a.Next(s.limit, w)
+	}
+	switch {
+	case s.limit > prev:
+		s.incs++
+	case s.limit < prev:
+		s.decs++
+	}
+	s.publish(w, now)
+}
+
+func (s *limiterState) publish(w Window, now time.Time) {
+	limit := int64(math.Floor(s.limit))
+	s.l.limit.Store(limit)
+	s.l.status.Store(&Status{
+		Algorithm: s.cfg.Algorithm, Limit: limit, MinLimit: s.cfg.MinLimit, MaxLimit: s.cfg.MaxLimit,
+		TargetMS: ms(s.cfg.Target), Percentile: s.cfg.Percentile,
+		LatencyMS: ms(s.lastLat), BaselineMS: ms(s.longRTT),
+		Samples: w.Samples, Failures: w.Failures, Peak: w.Peak, Rejected: w.Rejected,
+		Increases: s.incs, Decreases: s.decs, UpdatedAt: now,
+	})
+	if s.ref != nil {
+		s.ref.SetState(fmt.Sprintf("%s limit=%d p%g=%.1fms", s.cfg.Algorithm, limit, s.cfg.Percentile*100, ms(s.lastLat)))
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

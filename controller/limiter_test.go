@@ -1,0 +1,136 @@
+package controller
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/lbd/lbd/actor"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestBucketsCoverTheRangeInOrder(t *testing.T) {
+	prevLo := uint64(0)
+	for i := range nBuckets {
+		lo, hi := bucketBounds(i)
+		require.Less(t, lo, hi)
+		if i > 0 {
+			require.Equal(t, prevLo <= lo, true, "bucket %d starts after bucket %d", i, i-1)
+		}
+		require.Equal(t, i, bucketOf(time.Duration(lo)*time.Microsecond), "lower bound of %d", i)
+		require.Equal(t, i, bucketOf(time.Duration(hi-1)*time.Microsecond), "upper bound of %d", i)
+		require.LessOrEqual(t, float64(hi-lo), float64(max(lo, 1))/8+1, "bucket %d is at most 12.5%% wide", i)
+		prevLo = lo
+	}
+	require.Equal(t, 0, bucketOf(-time.Second), "negative latencies count as zero")
+	require.Equal(t, nBuckets-1, bucketOf(1<<62), "huge latencies share the last bucket")
+}
+
+func TestQuantileWithin12Percent(t *testing.T) {
+	var s samples
+	for i := 1; i <= 1000; i++ { // 1 ms .. 1000 ms, uniform
+		s.observe(time.Duration(i)*time.Millisecond, false)
+	}
+	for _, q := range []float64{0.5, 0.9, 0.99, 1} {
+		got, n := s.quantile(q)
+		want := q * 1000 * float64(time.Millisecond)
+		require.EqualValues(t, 1000, n)
+		require.InEpsilon(t, want, float64(got), 0.07, "p%g", q*100)
+	}
+	var empty samples
+	d, n := empty.quantile(0.9)
+	require.Zero(t, d)
+	require.Zero(t, n)
+}
+
+func TestPeakKeepsTheHighest(t *testing.T) {
+	var s samples
+	for _, v := range []int64{3, 9, 2, 9, 5} {
+		s.admitted(v)
+	}
+	require.EqualValues(t, 9, s.peak.Load())
+}
+
+func testLimiterConfig(algo string) LimiterConfig {
+	return LimiterConfig{
+		Algorithm: algo, Target: 100 * time.Millisecond, Percentile: 0.9,
+		MinLimit: 4, MaxLimit: 64, Increase: 2, DecreaseFactor: 0.5, Interval: 500 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+}
+
+// interval feeds one interval of traffic at the given in-flight level and
+// latency, then lets the actor's tick run.
+func interval(l *Limiter, inflight int64, lat time.Duration, n int) {
+	for range n {
+		l.Admitted(inflight)
+		l.Observe(lat, false)
+	}
+	<-time.After(500 * time.Millisecond) // fake time inside the bubble: the tick fires
+	synctest.Wait()
+}
+
+func TestLimiterActorFallsAndRecovers(t *testing.T) {
+	for _, algo := range []string{"aimd", "gradient2"} {
+		t.Run(algo, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				reg := actor.NewRegistry()
+				l, err := NewLimiter(reg, testLimiterConfig(algo))
+				require.NoError(t, err)
+				require.EqualValues(t, 64, l.Limit(), "starts at max")
+				require.Equal(t, 1, reg.Len())
+
+				interval(l, 64, 20*time.Millisecond, 100) // reached, fast
+				require.EqualValues(t, 64, l.Limit(), "clamped at max")
+				for range 5 {
+					interval(l, l.Limit(), 400*time.Millisecond, 100)
+				}
+				low := l.Limit()
+				require.Less(t, low, int64(16), "over target: the limit falls")
+				require.GreaterOrEqual(t, low, int64(4), "never below min")
+				st := l.Status()
+				require.Equal(t, algo, st.Algorithm)
+				require.Equal(t, low, st.Limit)
+				require.InDelta(t, 400, st.LatencyMS, 50)
+				require.Equal(t, 100, st.Samples)
+				require.Positive(t, st.Decreases)
+
+				for range 40 {
+					interval(l, l.Limit(), 20*time.Millisecond, 100)
+				}
+				require.Greater(t, l.Limit(), low+10, "under target and reached: the limit recovers")
+				require.LessOrEqual(t, l.Limit(), int64(64))
+				require.Positive(t, l.Status().Increases)
+
+				before := l.Limit()
+				interval(l, 0, 0, 0) // idle interval
+				require.Equal(t, before, l.Limit(), "no traffic, no change")
+				require.NoError(t, l.Stop(context.Background()))
+				require.Equal(t, 0, reg.Len())
+			})
+		})
+	}
+}
+
+func TestLimiterRejectsBadConfig(t *testing.T) {
+	for _, mut := range []func(*LimiterConfig){
+		func(c *LimiterConfig) { c.Algorithm = "vegas" },
+		func(c *LimiterConfig) { c.Target = 0 },
+		func(c *LimiterConfig) { c.Percentile = 1.5 },
+		func(c *LimiterConfig) { c.MinLimit, c.MaxLimit = 10, 5 },
+		func(c *LimiterConfig) { c.Interval = 0 },
+		func(c *LimiterConfig) { c.DecreaseFactor = 1 },
+	} {
+		c := testLimiterConfig("aimd")
+		mut(&c)
+		_, err := NewLimiter(nil, c)
+		require.Error(t, err)
+	}
+}
