@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeLimit is a SoftLimit with a fixed limit that records what it is told.
+type fakeLimit struct {
+	limit              atomic.Int64
+	admitted, rejected atomic.Int64
+	peak               atomic.Int64
+	observed, failed   atomic.Int64
+	lastLatency        atomic.Int64
+}
+
+func (f *fakeLimit) Limit() int64 { return f.limit.Load() }
+func (f *fakeLimit) Admitted(n int64) {
+	f.admitted.Add(1)
+	f.peak.Store(max(f.peak.Load(), n))
+}
+func (f *fakeLimit) Rejected() { f.rejected.Add(1) }
+func (f *fakeLimit) Observe(d time.Duration, failed bool) {
+	f.observed.Add(1)
+	f.lastLatency.Store(int64(d))
+	if failed {
+		f.failed.Add(1)
+	}
+}
+
+type verdict struct {
+	ok     bool
+	reason string
+	status int
+	after  time.Duration
+}
+
+func admit(a *Admission, client string) verdict {
+	ok, reason, status, after := a.Admit(nil, client)
+	return verdict{ok, reason, status, after}
+}
+
+var (
+	admitted   = verdict{ok: true}
+	overloaded = verdict{false, RejectOverload, http.StatusServiceUnavailable, time.Second}
+)
+
+func TestHardCapRefusesBeyondMaxInflight(t *testing.T) {
+	a := NewAdmission(AdmissionOptions{MaxInflight: 2})
+	require.Equal(t, admitted, admit(a, "c"))
+	require.Equal(t, admitted, admit(a, "c"))
+	require.Equal(t, overloaded, admit(a, "c"), "third request over the cap of 2")
+	require.EqualValues(t, 2, a.Status().Inflight, "a refusal leaves no trace")
+	a.Done(time.Millisecond, false)
+	require.Equal(t, admitted, admit(a, "c"), "a finished request frees its place")
+	s := a.Status()
+	require.EqualValues(t, 3, s.Admitted)
+	require.EqualValues(t, 1, s.RejectedOverload)
+	require.False(t, s.Adaptive)
+	require.EqualValues(t, 2, s.Limit)
+}
+
+func TestSoftLimitRefusesBelowTheHardCap(t *testing.T) {
+	f := &fakeLimit{}
+	f.limit.Store(2)
+	a := NewAdmission(AdmissionOptions{MaxInflight: 10, Limit: f})
+	require.Equal(t, admitted, admit(a, "c"))
+	require.Equal(t, admitted, admit(a, "c"))
+	require.Equal(t, overloaded, admit(a, "c"))
+	require.EqualValues(t, 2, f.admitted.Load())
+	require.EqualValues(t, 2, f.peak.Load(), "the limiter learns the in-flight peak")
+	require.EqualValues(t, 1, f.rejected.Load())
+	require.EqualValues(t, 2, a.Status().Limit)
+
+	a.Done(30*time.Millisecond, false)
+	a.Done(80*time.Millisecond, true)
+	require.EqualValues(t, 2, f.observed.Load())
+	require.EqualValues(t, 1, f.failed.Load())
+	require.EqualValues(t, 80*time.Millisecond, f.lastLatency.Load())
+
+	f.limit.Store(50) // the soft limit above the hard cap: the hard cap rules
+	require.EqualValues(t, 10, a.Status().Limit)
+	for range 10 {
+		require.Equal(t, admitted, admit(a, "c"))
+	}
+	require.Equal(t, overloaded, admit(a, "c"))
+	require.EqualValues(t, 1, f.rejected.Load(), "refused by the hard cap, not the soft limit")
+}
+
+func TestRateLimitComesFirstAndSaysWhenToComeBack(t *testing.T) {
+	now := t0
+	a := NewAdmission(AdmissionOptions{
+		MaxInflight: 100, RatePerClient: 0.5, BurstPerClient: 1, Now: func() time.Time { return now },
+	})
+	require.Equal(t, admitted, admit(a, "203.0.113.1"))
+	require.Equal(t, verdict{false, RejectRateLimit, http.StatusTooManyRequests, 2 * time.Second}, admit(a, "203.0.113.1"))
+	require.Equal(t, admitted, admit(a, "203.0.113.2"), "another client")
+	now = now.Add(time.Second)
+	require.Equal(t, verdict{false, RejectRateLimit, http.StatusTooManyRequests, time.Second}, admit(a, "203.0.113.1"))
+	now = now.Add(time.Second)
+	require.Equal(t, admitted, admit(a, "203.0.113.1"))
+	s := a.Status()
+	require.EqualValues(t, 2, s.RejectedRateLimit)
+	require.EqualValues(t, 2, s.Clients)
+	require.EqualValues(t, 3, s.Inflight, "rate-limited requests never counted in flight")
+}
+
+func TestAdmissionGauges(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := &fakeLimit{}
+	f.limit.Store(7)
+	a := NewAdmission(AdmissionOptions{MaxInflight: 100, Limit: f, Registerer: reg})
+	admit(a, "c")
+	admit(a, "c")
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, mf := range families {
+		got[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+	}
+	require.Equal(t, map[string]float64{"lbd_admission_limit": 7, "lbd_admission_inflight": 2}, got)
+}
+
+func TestRejectHeaders(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		reason string
+		after  time.Duration
+		want   string
+	}{
+		{http.StatusTooManyRequests, RejectRateLimit, 200 * time.Millisecond, "1"},
+		{http.StatusTooManyRequests, RejectRateLimit, 2500 * time.Millisecond, "3"},
+		{http.StatusServiceUnavailable, RejectOverload, time.Second, "1"},
+	} {
+		rec := newRecorder()
+		st := &reqState{ResponseWriter: rec}
+		st.reject(c.status, c.reason, c.after)
+		require.Equal(t, c.status, rec.code)
+		require.Equal(t, c.reason, rec.Header().Get("X-Lbd-Reject"))
+		require.Equal(t, c.want, rec.Header().Get("Retry-After"), "whole seconds, rounded up")
+	}
+}
