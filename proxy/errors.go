@@ -22,6 +22,8 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	switch {
 	case errors.Is(err, scheduler.ErrNoBackend) && st.attempts == 0:
 		st.reject(http.StatusServiceUnavailable, "no-backend", 0)
+	case isBodyTooLarge(err):
+		st.reject(http.StatusRequestEntityTooLarge, RejectBodyTooLarge, 0)
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		st.status = 499 // nginx's "client closed request"; never sent
 	case isTimeout(err):

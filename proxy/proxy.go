@@ -46,7 +46,9 @@ type Options struct {
 	Transport TransportOptions
 	Retries   RetryOptions
 	Upgrades  UpgradeOptions
-	AccessLog *AccessLog // nil logs nothing
+	// MaxBodyBytes caps request bodies (413 beyond); 0 means no limit.
+	MaxBodyBytes int64
+	AccessLog    *AccessLog // nil logs nothing
 	// Registerer receives the data-plane metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 	Policy     func() string // the policy name for access logs; nil reads the picker
@@ -111,6 +113,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", st.id)
 	st.client = h.opts.ClientIP(r)
+	if !h.limitBody(w, r, st) {
+		h.finish(st, r)
+		return
+	}
 
 	ctx, done, ok := h.enter(w, r, st)
 	if !ok {
@@ -126,7 +132,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.finish(st, r)
 			return
 		}
-		defer func() { a.Done(time.Since(st.start), st.status >= 500) }()
+		defer func() { a.Done(st.latency(), st.status >= 500) }()
 	}
 	h.active.Add(1)
 	h.rp.ServeHTTP(st, r.WithContext(ctx))

@@ -17,6 +17,7 @@ type reqState struct {
 	http.ResponseWriter
 	id, client string
 	start      time.Time
+	headers    time.Duration // from start to the response headers, 0 until sent
 	status     int
 	bytes      int64
 	wrote      bool // response headers (or bytes) reached the client: no retry after that
@@ -31,10 +32,23 @@ type reqState struct {
 
 func (s *reqState) tried() []*backendactor.Handle { return s.tries[:min(s.attempts, maxTries)] }
 
+// latency is the request's latency as the adaptive limit sees it: up to the
+// response headers, which is where queueing in lbd and in the backend
+// shows, so that a long download, an SSE stream or a WebSocket does not
+// read as a slow backend. Without headers (the client left) it is the whole
+// request.
+func (s *reqState) latency() time.Duration {
+	if s.headers > 0 {
+		return s.headers
+	}
+	return time.Since(s.start)
+}
+
 // WriteHeader records the status.
 func (s *reqState) WriteHeader(code int) {
 	if !s.wrote && code >= 200 {
 		s.status, s.wrote = code, true
+		s.headers = time.Since(s.start)
 	}
 	s.ResponseWriter.WriteHeader(code)
 }

@@ -23,6 +23,9 @@ type RetryOptions struct {
 	BudgetPercent float64
 	MinConcurrent int
 	PerTryTimeout time.Duration
+	// BufferBodyBytes is the largest request body read into memory so that
+	// the request can be retried; 0 never buffers (see bufferBody).
+	BufferBodyBytes int64
 }
 
 // retryTransport is ReverseProxy's Transport: it picks a backend per attempt,
@@ -39,6 +42,9 @@ var errUpstream5xx = errors.New("upstream answered 5xx")
 // RoundTrip implements http.RoundTripper.
 func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 	st := stateOf(out.Context())
+	if err := bufferBody(out, t.retries.BufferBodyBytes); err != nil {
+		return nil, err
+	}
 	var lastErr error
 	for try := 0; try < maxTries; try++ {
 		if try > 0 {
@@ -79,6 +85,12 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 		r2 := *out
 		u := *out.URL
 		r2.URL = &u
+		body, err := freshBody(out)
+		if err != nil { // replayable said yes; a GetBody that fails is a bug worth a 502, not a panic
+			h.Release(0, backendactor.Canceled)
+			return nil, false, err
+		}
+		r2.Body = body
 		req = &r2
 	}
 	req.URL.Scheme, req.URL.Host = up.target.Scheme, up.target.Host

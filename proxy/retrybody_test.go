@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// newRecorder is an httptest.ResponseRecorder that keeps the first status.
+type recorder struct {
+	*httptest.ResponseRecorder
+	code int
+}
+
+func newRecorder() *recorder { return &recorder{ResponseRecorder: httptest.NewRecorder()} }
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseRecorder.WriteHeader(code)
+}
+
+// onlyReader hides bytes.Reader so that http.NewRequest cannot learn the
+// length: the body is sent as if chunked.
+type onlyReader struct{ io.Reader }
+
+func TestBufferBody(t *testing.T) {
+	body := strings.Repeat("x", 100)
+	cases := []struct {
+		name       string
+		body       io.Reader
+		limit      int64
+		replayable bool
+		length     int64
+	}{
+		{"known length under the limit", strings.NewReader(body), 100, true, 100},
+		{"known length over the limit: streamed", strings.NewReader(body), 99, false, 100},
+		{"unknown length under the limit", onlyReader{strings.NewReader(body)}, 100, true, 100},
+		{"unknown length over the limit: streamed", onlyReader{strings.NewReader(body)}, 50, false, -1},
+		{"buffering off", strings.NewReader(body), 0, false, 100},
+		{"unknown length, empty", onlyReader{strings.NewReader("")}, 100, true, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/", c.body)
+			r.GetBody = nil // as a server request has
+			if _, ok := c.body.(onlyReader); ok {
+				r.ContentLength = -1
+			}
+			require.NoError(t, bufferBody(r, c.limit))
+			require.Equal(t, c.replayable, r.GetBody != nil, "replayable")
+			require.Equal(t, c.replayable, replayable(r))
+			require.Equal(t, c.length, r.ContentLength)
+			want := body
+			if c.length == 0 {
+				want = ""
+			}
+			got, err := io.ReadAll(r.Body)
+			require.NoError(t, err)
+			require.Equal(t, want, string(got), "the body arrives whole, buffered or streamed")
+			if c.replayable {
+				again, err := freshBody(r)
+				require.NoError(t, err)
+				b, err := io.ReadAll(again)
+				require.NoError(t, err)
+				require.Equal(t, want, string(b), "and again for a retry")
+			}
+		})
+	}
+}
+
+func TestBufferBodyPassesReadErrors(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	r.Body = http.MaxBytesReader(nil, io.NopCloser(bytes.NewReader(make([]byte, 2048))), 1024)
+	r.ContentLength = -1
+	err := bufferBody(r, 64<<10)
+	require.True(t, isBodyTooLarge(err), "a body over max_body_bytes surfaces as MaxBytesError: %v", err)
+}
+
+func TestReplayable(t *testing.T) {
+	for _, c := range []struct {
+		method string
+		body   bool
+		want   bool
+	}{
+		{http.MethodGet, false, true}, {http.MethodHead, false, true}, {http.MethodOptions, false, true},
+		{http.MethodDelete, false, true}, {http.MethodPut, false, true},
+		{http.MethodPost, false, false}, {http.MethodPatch, false, false},
+		{http.MethodPut, true, false}, // idempotent, but the streamed body cannot be sent again
+	} {
+		var body io.Reader
+		if c.body {
+			body = onlyReader{strings.NewReader("data")}
+		}
+		r := httptest.NewRequest(c.method, "/", body)
+		require.Equal(t, c.want, replayable(r), "%s body=%v", c.method, c.body)
+	}
+}
