@@ -19,6 +19,7 @@ import (
 	"github.com/lbd/lbd/admin"
 	"github.com/lbd/lbd/backendactor"
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/controller"
 	"github.com/lbd/lbd/proxy"
 	"github.com/lbd/lbd/scheduler"
 )
@@ -34,6 +35,10 @@ type App struct {
 	proxy    *proxy.Handler
 	admin    *admin.Server
 	certs    *certStore // the data plane's certificate; nil without tls
+	// admission and limiter (nil when aimd is disabled) are the data plane's
+	// admission control; AdmissionStatus reads them.
+	admission *proxy.Admission
+	limiter   *controller.Limiter
 
 	dataLn, adminLn   net.Listener
 	dataSrv, adminSrv *http.Server
@@ -89,8 +94,13 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, errors.Join(err, a.sched.Stop(ctx))
 	}
 	a.accessOut = closer
+	clientIP, err := a.startAdmission(cfg)
+	if err != nil {
+		return nil, errors.Join(err, a.sched.Stop(ctx))
+	}
 	a.proxy = proxy.New(proxy.Options{
 		Scheduler: sched,
+		Admitter:  a.admission, ClientIP: clientIP, MaxBodyBytes: cfg.Admission.MaxBodyBytes,
 		Transport: proxy.TransportOptions{
 			DialTimeout: cfg.Timeouts.Dial.D(), ResponseHeaderTimeout: cfg.Timeouts.ResponseHeader.D(),
 			IdleConnTimeout: cfg.Timeouts.IdleConn.D(), TLS: upTLS,
@@ -98,7 +108,7 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 		Upgrades: proxy.UpgradeOptions{DrainTimeout: cfg.WebSocket.DrainTimeout.D()},
 		Retries: proxy.RetryOptions{
 			Max: cfg.Retries.Max, BudgetPercent: cfg.Retries.BudgetPercent, MinConcurrent: 3,
-			PerTryTimeout: cfg.Retries.PerTryTimeout.D(),
+			PerTryTimeout: cfg.Retries.PerTryTimeout.D(), BufferBodyBytes: cfg.Retries.BufferBodyBytes,
 		},
 		AccessLog:  al,
 		Registerer: a.prom,
@@ -219,6 +229,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	errs = append(errs, a.sched.Stop(stopCtx))
+	if a.limiter != nil {
+		errs = append(errs, a.limiter.Stop(stopCtx))
+	}
 	if a.accessOut != nil {
 		errs = append(errs, a.accessOut.Close())
 	}
