@@ -7,55 +7,32 @@ import (
 	"net/http"
 )
 
-// bufferBody makes a request with a small body replayable: a body of at
-// most limit bytes is read into memory and GetBody set, so that a retry can
-// send it again to another backend, whatever the method. A larger body, or
-// one whose end is not reached within limit bytes, is streamed as it
-// arrives (what was read so far goes first) and GetBody stays nil: such a
-// request is never sent twice unless its method is idempotent and it has no
-// body. limit 0 turns buffering off.
-//
-// Reading the body before dialling costs the backend nothing and the client
-// one round trip less of overlap; for bodies this small that is noise.
+// bufferBody makes a request with a small body replayable: a body whose
+// declared length is at most limit bytes is read into memory and GetBody
+// set, so that a retry can send it again to another backend, whatever the
+// method. A larger body, or one of unknown length (chunked, or an HTTP/2
+// stream without content-length), is streamed as it arrives and GetBody
+// stays nil: such a request is never sent twice unless its method is
+// idempotent and it has no body. Unknown lengths are never waited for,
+// because a streaming client (gRPC, a full-duplex upload) may wait for the
+// response before it sends more: reading ahead would deadlock it. limit 0
+// turns buffering off.
 func bufferBody(r *http.Request, limit int64) error {
 	if limit <= 0 || r.Body == nil || r.Body == http.NoBody || r.GetBody != nil {
 		return nil
 	}
-	if r.ContentLength > limit {
+	if r.ContentLength <= 0 || r.ContentLength > limit {
 		return nil
 	}
-	size := r.ContentLength
-	if size < 0 {
-		size = 512 // unknown length (chunked): grow as needed
-	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	if err != nil {
+	data := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, data); err != nil {
 		return err
 	}
-	if n > limit { // longer than we keep: stream the rest behind what was read
-		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body), r.Body}
-		return nil
-	}
-	data := buf.Bytes()
 	r.Body.Close()
-	r.ContentLength = int64(len(data))
-	r.TransferEncoding = nil
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
 	r.Body, _ = r.GetBody()
-	if len(data) == 0 {
-		r.Body, r.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
-	}
 	return nil
 }
-
-// readCloser reads from one reader and closes another.
-type readCloser struct {
-	io.Reader
-	c io.Closer
-}
-
-func (rc readCloser) Close() error { return rc.c.Close() }
 
 // freshBody gives a retry its own copy of the request body.
 func freshBody(r *http.Request) (io.ReadCloser, error) {
