@@ -9,22 +9,41 @@ import (
 	"time"
 )
 
-// AccessLog writes one JSON line per request. In sampled mode it keeps a
-// fraction of the successful requests and every error and rejection, which
-// are the lines an operator looks for.
+// AccessLog writes one JSON line per request (log/slog's JSON handler):
+//
+//	{"time":"…","level":"INFO","msg":"request","req_id":"…","method":"GET","host":"…",
+//	 "path":"/…","status":200,"latency_ms":1.234,"upstream_ms":1.1,"backend":"http://…",
+//	 "policy":"p2c-ewma","attempts":1,"client":"…","bytes":512,"reject":"","trace_id":"…"}
+//
+// latency_ms runs from arrival to the end of the response; upstream_ms to the
+// chosen backend's response headers. reject is the X-Lbd-Reject reason when
+// lbd answered itself; trace_id comes from a W3C traceparent header.
+//
+// Lines go through a LineWriter, so the request path copies bytes into memory
+// and never waits for a write(2). In sampled mode the log keeps a fraction of
+// the successful requests and every error and rejection, which are the lines
+// an operator looks for.
 type AccessLog struct {
 	log    *slog.Logger
+	out    *LineWriter
 	sample float64 // 1 = every request
 }
 
-// NewAccessLog returns an access log writing JSON lines to w, keeping the
-// given fraction of successful requests (1 for all).
+// NewAccessLog returns an access log writing JSON lines to w in batches,
+// keeping the given fraction of successful requests (1 for all). Close it
+// to write the last batch; it does not close w.
 func NewAccessLog(w io.Writer, sample float64) *AccessLog {
+	lw := NewLineWriter(w, 0, 0)
 	return &AccessLog{
-		log:    slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		log:    slog.New(slog.NewJSONHandler(lw, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		out:    lw,
 		sample: sample,
 	}
 }
+
+// Close writes the buffered lines and stops the flusher. Requests that end
+// after Close are not logged.
+func (a *AccessLog) Close() error { return a.out.Close() }
 
 // Log writes the line for one finished request.
 func (a *AccessLog) Log(r *http.Request, st *reqState, d time.Duration, policy string) {

@@ -139,20 +139,31 @@ func accessLog(c config.AccessLog) (*proxy.AccessLog, io.Closer, error) {
 		return nil, nil, nil
 	}
 	var w io.Writer = os.Stdout
-	var closer io.Closer
+	var file *os.File
 	if c.File != "" {
 		f, err := os.OpenFile(c.File, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
 		if err != nil {
 			return nil, nil, fmt.Errorf("access_log.file: %w", err)
 		}
-		w, closer = f, f
+		w, file = f, f
 	}
 	rate := 1.0
 	if c.Mode == "sampled" {
 		rate = c.SampleRate
 	}
-	return proxy.NewAccessLog(w, rate), closer, nil
+	al := proxy.NewAccessLog(w, rate)
+	return al, closerFunc(func() error {
+		err := al.Close() // the last batch first, then the file under it
+		if file != nil {
+			err = errors.Join(err, file.Close())
+		}
+		return err
+	}), nil
 }
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 // Start opens both listeners and serves until Shutdown.
 func (a *App) Start() error {
