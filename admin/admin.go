@@ -31,6 +31,18 @@ type Options struct {
 	Logger *slog.Logger
 	// AskTimeout bounds each ask to an actor (default 2s).
 	AskTimeout time.Duration
+
+	// Observability sources (issue 6), each optional; their values are
+	// encoded as JSON as they are, as expvar.Func's are, so admin needs no
+	// import of the packages that own them.
+	//
+	// Traffic returns the totals since start and the recent rates for
+	// GET /admin/metrics/json (the metrics dumper's window).
+	Traffic func() (totals, rates any)
+	// Admission returns the admission control and AIMD state.
+	Admission func() any
+	// Advisory returns the scaling advisory's report for GET /admin/advisory.
+	Advisory func() any
 }
 
 // Server is the admin HTTP handler.
@@ -67,6 +79,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /admin/backends", s.listBackends)
 	s.mux.HandleFunc("GET /debug/actors", s.actors)
 	s.mux.HandleFunc("GET /debug/config", s.debugConfig)
+	s.mux.HandleFunc("GET /admin/metrics/json", s.metricsJSON)
+	s.mux.HandleFunc("GET /admin/advisory", s.advisory)
 	if s.o.Gatherer != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelWarn)}))
 	}

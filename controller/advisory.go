@@ -153,7 +153,7 @@ func (s *advisory) Tick(now time.Time) {
 }
 
 func (s *advisory) logEvent(series string, t Trend, ev TrendEvent) {
-	attrs := []any{"backend", series, "current_ms", ms(t.Current), "baseline_ms", ms(t.Baseline),
+	attrs := []any{"backend", series, "current_ms", secondsToMs(t.Current), "baseline_ms", secondsToMs(t.Baseline),
 		"rise_percent", pct(t.Rise())}
 	switch ev {
 	case Warned:
@@ -194,7 +194,7 @@ func (s *advisory) publish(now time.Time) {
 
 func (s *advisory) trendReport(series string, t Trend, now time.Time) TrendReport {
 	tr := TrendReport{
-		Backend: series, CurrentMs: ms(t.Current), BaselineMs: ms(t.Baseline), RisePercent: pct(t.Rise()),
+		Backend: series, CurrentMs: secondsToMs(t.Current), BaselineMs: secondsToMs(t.Baseline), RisePercent: pct(t.Rise()),
 		Learning: t.At.IsZero() || t.Learning(now, s.cfg.Rules), Warning: t.Warning,
 	}
 	if t.Warning {
@@ -211,5 +211,5 @@ func baselineDoc(r AdvisoryRules) string {
 		r.Fast, r.Learn, r.Slow, 1+r.Threshold, r.Sustain, r.Relearn)
 }
 
-func ms(seconds float64) float64 { return math.Round(seconds*1e6) / 1e3 }
-func pct(f float64) float64      { return math.Round(f*1e4) / 1e2 }
+func secondsToMs(s float64) float64 { return math.Round(s*1e6) / 1e3 }
+func pct(f float64) float64         { return math.Round(f*1e4) / 1e2 }

@@ -13,12 +13,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/lbd/lbd/actor"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // fakeLBD registers the metric families the dumper reads, under lbd's names.
 type fakeLBD struct {

@@ -15,12 +15,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/lbd/lbd/backendactor"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // AccessLogFields are the keys every access-log line carries (issue 6).
 var accessLogFields = []string{

@@ -39,6 +39,9 @@ type App struct {
 	// admission control; AdmissionStatus reads them.
 	admission *proxy.Admission
 	limiter   *controller.Limiter
+	// dumper and advisory watch lbd (observe.go).
+	dumper   *controller.Dumper
+	advisory *controller.Advisory
 
 	dataLn, adminLn   net.Listener
 	dataSrv, adminSrv *http.Server
@@ -96,7 +99,7 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.accessOut = closer
 	clientIP, err := a.startAdmission(cfg)
 	if err != nil {
-		return nil, errors.Join(err, a.sched.Stop(ctx))
+		return nil, errors.Join(err, a.sched.Stop(ctx), closeIfAny(a.accessOut))
 	}
 	a.proxy = proxy.New(proxy.Options{
 		Scheduler: sched,
@@ -115,12 +118,30 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 		Logger:     log,
 	})
 	a.prom.MustRegister(admin.NewCollector(sched, a.registry))
+	if err := a.startObservers(); err != nil {
+		errs := []error{err, a.sched.Stop(ctx), closeIfAny(a.accessOut)}
+		if a.limiter != nil {
+			errs = append(errs, a.limiter.Stop(ctx))
+		}
+		return nil, errors.Join(errs...)
+	}
 	a.admin = admin.New(admin.Options{
 		Scheduler: sched, Registry: a.registry, Gatherer: a.prom, Logger: log,
-		Config: func() *config.Config { return a.cfg },
+		Config:  func() *config.Config { return a.cfg },
+		Traffic: a.trafficFigures, Admission: func() any { return a.AdmissionStatus() }, Advisory: a.advisoryReport,
 	})
 	return a, nil
 }
+
+func closeIfAny(c io.Closer) error {
+	if c == nil {
+		return nil
+	}
+	return c.Close()
+}
+
+// stopTimeout bounds stopping the actors after the servers are down.
+const stopTimeout = 5 * time.Second
 
 // backendTemplate turns config sections into the backend actors' rules.
 func backendTemplate(cfg *config.Config) backendactor.Config {
@@ -237,9 +258,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	a.wg.Wait()
 	a.proxy.Close()
-	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
-	errs = append(errs, a.sched.Stop(stopCtx))
+	errs = append(errs, a.stopObservers(stopCtx), a.sched.Stop(stopCtx))
 	if a.limiter != nil {
 		errs = append(errs, a.limiter.Stop(stopCtx))
 	}
