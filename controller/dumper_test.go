@@ -17,7 +17,6 @@ import (
 	"github.com/lbd/lbd/actor"
 )
 
-
 // fakeLBD registers the metric families the dumper reads, under lbd's names.
 type fakeLBD struct {
 	reg                *prometheus.Registry

@@ -9,6 +9,9 @@ import (
 	"github.com/lbd/lbd/scheduler"
 )
 
+// RejectNoBackend is the X-Lbd-Reject reason when no backend is eligible.
+const RejectNoBackend = "no-backend"
+
 // errorHandler answers when no backend produced a response: 503 with
 // X-Lbd-Reject: no-backend when none was eligible, 504 on an upstream
 // timeout, 502 on any other upstream failure. A client that went away gets
@@ -21,7 +24,7 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	}
 	switch {
 	case errors.Is(err, scheduler.ErrNoBackend) && st.attempts == 0:
-		st.reject(http.StatusServiceUnavailable, "no-backend", 0)
+		st.reject(http.StatusServiceUnavailable, RejectNoBackend, 0)
 	case isBodyTooLarge(err):
 		st.reject(http.StatusRequestEntityTooLarge, RejectBodyTooLarge, 0)
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):

@@ -15,10 +15,6 @@ import (
 // apart). 14 buckets x backends keeps the series count small.
 var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// RejectReasons are the X-Lbd-Reject reasons of API.md, the values of
-// lbd_rejected_total's reason label.
-var RejectReasons = []string{"rate-limit", "overload", "no-backend"}
-
 // metrics are the data plane's Prometheus collectors. Per-backend children
 // are resolved once per backend and status code and then cached, and the
 // reject reasons once at start, so the request path pays atomic adds only:
@@ -49,8 +45,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "lbd_rejected_total", Help: "Requests lbd answered itself without a backend, by reason.",
 		}, []string{"reason"}),
 	}
-	m.rejectedBy = make(map[string]prometheus.Counter, len(RejectReasons))
-	for _, r := range RejectReasons { // exported at 0 from the start, so rate() works before the first reject
+	// API.md's X-Lbd-Reject reasons, exported at 0 from the start so that
+	// rate() works before the first reject.
+	reasons := []string{RejectRateLimit, RejectOverload, RejectNoBackend}
+	m.rejectedBy = make(map[string]prometheus.Counter, len(reasons))
+	for _, r := range reasons {
 		m.rejectedBy[r] = m.rejected.WithLabelValues(r)
 	}
 	m.none = &upstream{backend: "none", m: m, duration: m.duration.WithLabelValues("none")}

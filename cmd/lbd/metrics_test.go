@@ -50,8 +50,6 @@ var apiMetrics = []string{
 var pendingMetrics = map[string]string{
 	"lbd_outlier_ejections_total": "issue 4 (outlier detector)",
 	"lbd_health_checks_total":     "issue 4 (health checker)",
-	"lbd_admission_inflight":      "issue 3 (admission)",
-	"lbd_admission_limit":         "issue 3 (admission)",
 }
 
 // scrape reads GET /metrics as Prometheus would.

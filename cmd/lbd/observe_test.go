@@ -119,6 +119,10 @@ func TestMetricsJSONAdvisoryAndDumpFiles(t *testing.T) {
 			URL      string `json:"url"`
 			Requests uint64 `json:"requests"`
 		} `json:"backends"`
+		Admission struct {
+			Admission map[string]any `json:"admission"`
+			AIMD      map[string]any `json:"aimd"`
+		} `json:"admission"`
 		Advisory *controller.AdvisoryReport `json:"advisory"`
 	}
 	getJSON(t, admin+"/admin/metrics/json", &doc)
@@ -127,6 +131,8 @@ func TestMetricsJSONAdvisoryAndDumpFiles(t *testing.T) {
 	require.NotNil(t, doc.Rates)
 	require.Len(t, doc.Backends, 2)
 	require.Equal(t, uint64(20), doc.Backends[0].Requests+doc.Backends[1].Requests)
+	require.NotEmpty(t, doc.Admission.Admission, "admission counters")
+	require.NotEmpty(t, doc.Admission.AIMD, "the adaptive limiter's state (aimd is on by default)")
 	require.NotNil(t, doc.Advisory)
 
 	var adv controller.AdvisoryReport
