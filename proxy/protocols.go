@@ -8,6 +8,11 @@ package proxy
 //     while the upload still streams to it (an echo, a gRPC-Web call, an
 //     early 413), so full duplex is turned on for requests with a body.
 //     HTTP/2 streams are always full duplex.
+//   - "Expect: 100-continue" is answered by lbd, not forwarded, as nginx and
+//     Envoy do by default: Go's server sends the 100 when the body is first
+//     read, which the upstream transport does at once. Forwarded, it made
+//     Go's transport withhold the body when the backend answered before
+//     asking for it (a streaming echo), and the exchange hung.
 //   - "Upgrade: h2c" is not an upgrade lbd performs: RFC 9113 deprecated it
 //     and the standard library serves cleartext HTTP/2 by prior knowledge
 //     only. The offer is dropped, so the request is answered in HTTP/1.1
@@ -33,6 +38,7 @@ func (h *Handler) enter(w http.ResponseWriter, r *http.Request, st *reqState) (c
 			h.log.Debug("full duplex", "req_id", st.id, "err", err)
 		}
 	}
+	r.Header.Del("Expect")
 	dropH2CUpgrade(r.Header)
 	if upgradeType(r.Header) == "" {
 		return ctx, func() {}, true

@@ -89,10 +89,12 @@ func TestLargeBodiesStreamBothWays(t *testing.T) {
 		name     string
 		protocol string // upstream
 		h2c      bool   // client to lbd
+		expect   bool   // the client sends Expect: 100-continue
 	}{
-		{"HTTP/1.1 chunked to an http1 backend", "http1", false},
-		{"h2c to an h2c backend", "h2c", true},
-		{"HTTP/1.1 to an h2c backend", "h2c", false},
+		{"HTTP/1.1 chunked to an http1 backend", "http1", false, false},
+		{"HTTP/1.1 with Expect: 100-continue", "http1", false, true},
+		{"h2c to an h2c backend", "h2c", true, false},
+		{"HTTP/1.1 to an h2c backend", "h2c", false, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -101,7 +103,7 @@ func TestLargeBodiesStreamBothWays(t *testing.T) {
 				cfg.H2C = c.h2c
 				cfg.Backends[0].Protocol = c.protocol
 			})
-			tr := &http.Transport{Protocols: new(http.Protocols)}
+			tr := &http.Transport{Protocols: new(http.Protocols), ExpectContinueTimeout: time.Minute}
 			tr.Protocols.SetHTTP1(!c.h2c)
 			tr.Protocols.SetUnencryptedHTTP2(c.h2c)
 			t.Cleanup(tr.CloseIdleConnections)
@@ -114,6 +116,9 @@ func TestLargeBodiesStreamBothWays(t *testing.T) {
 			req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url+"/echo", io.NopCloser(upload))
 			require.NoError(t, err)
 			req.ContentLength = -1 // no length known up front
+			if c.expect {
+				req.Header.Set("Expect", "100-continue") // the client waits for lbd's 100 before sending
+			}
 
 			runtime.GC()
 			stop := make(chan struct{})
