@@ -34,7 +34,7 @@ type grpcBackend struct {
 	ended chan error // the context error of each blocked call, once it ends
 }
 
-func startGRPCBackends(t *testing.T, names ...string) []*grpcBackend {
+func startGRPCBackends(t testing.TB, names ...string) []*grpcBackend {
 	t.Helper()
 	var out []*grpcBackend
 	for _, n := range names {
@@ -152,7 +152,7 @@ func startGRPCLBD(t *testing.T, backends []*grpcBackend, mutate func(*config.Con
 	return l, grpcClient(t, l.app.DataAddr())
 }
 
-func grpcClient(t *testing.T, addr string) testpb.TestServiceClient {
+func grpcClient(t testing.TB, addr string) testpb.TestServiceClient {
 	t.Helper()
 	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)

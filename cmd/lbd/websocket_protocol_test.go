@@ -200,7 +200,7 @@ func TestWebSocketShutdownDrain(t *testing.T) {
 
 // startBareApp starts an App whose Shutdown the test calls; the returned
 // shutdown runs once, and at cleanup if the test did not get to it.
-func startBareApp(t *testing.T, mutate func(*config.Config)) (*App, string, func(context.Context) error) {
+func startBareApp(t testing.TB, mutate func(*config.Config)) (*App, string, func(context.Context) error) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
