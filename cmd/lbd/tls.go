@@ -155,7 +155,8 @@ func checkFiles(cfg *config.Config, now time.Time) []config.Problem {
 // ReloadTLS reads the configured certificate and key again and serves them
 // from the next handshake on. A pair that does not load, does not match, or
 // is not valid now is refused with an error, and the current one stays.
-// It is what SIGHUP does for TLS (see main.go); a config reload calls it too.
+// SIGHUP calls it (main.go); a config reload should call it once the new
+// config is in place, so that new tls file paths take effect.
 func (a *App) ReloadTLS() error {
 	c := a.cfg.TLS
 	switch {
