@@ -11,8 +11,8 @@ import (
 // script wants without a Prometheus server, in one document.
 type metricsDoc struct {
 	Time time.Time `json:"time"`
-	// Totals since start and Rates over the recent window come from the
-	// metrics dumper, which reads the same registry /metrics serves.
+	// Totals since start are read from the registry /metrics serves at the
+	// time of the request; Rates are over the metrics dumper's recent window.
 	Totals any `json:"totals,omitempty"`
 	Rates  any `json:"rates,omitempty"`
 	// Backends are each backend actor's own figures (a Stats ask, as in

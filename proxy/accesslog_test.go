@@ -19,7 +19,7 @@ import (
 	"github.com/lbd/lbd/backendactor"
 )
 
-// AccessLogFields are the keys every access-log line carries (issue 6).
+// accessLogFields are the keys every access-log line carries (issue 6).
 var accessLogFields = []string{
 	"time", "req_id", "method", "host", "path", "status", "latency_ms", "upstream_ms",
 	"backend", "policy", "attempts", "client", "bytes", "reject", "trace_id",

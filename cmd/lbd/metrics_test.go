@@ -50,6 +50,7 @@ var apiMetrics = []string{
 var pendingMetrics = map[string]string{
 	"lbd_outlier_ejections_total": "issue 4 (outlier detector)",
 	"lbd_health_checks_total":     "issue 4 (health checker)",
+	"lbd_config_reloads_total":    "issue 5 (config reload)",
 }
 
 // scrape reads GET /metrics as Prometheus would.
