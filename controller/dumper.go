@@ -126,7 +126,7 @@ func (s *dumper) sample(now time.Time) Sample {
 	if err != nil { // a collector failed; the rest is still worth keeping
 		s.cfg.Logger.Debug("metrics dumper: gather", "err", err)
 	}
-	return Reduce(mfs, now)
+	return Reduce(mfs, now.UTC()) // dump lines carry UTC times, as their file names do
 }
 
 // Tick samples the registry, slides the window and, when an interval has
