@@ -132,7 +132,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.finish(st, r)
 			return
 		}
-		defer func() { a.Done(st.latency(), st.status >= 500) }()
+		st.admitter = a
+		defer st.leaveAdmission()
 	}
 	h.active.Add(1)
 	h.rp.ServeHTTP(st, r.WithContext(ctx))

@@ -28,6 +28,17 @@ type reqState struct {
 	attempts   int
 	rejected   string       // X-Lbd-Reject reason, if lbd answered itself
 	upgrade    *upgradeConn // set when the request asks to switch protocols (websocket.go)
+	admitter   Admitter     // to tell when the request is over; nil once told
+}
+
+// leaveAdmission tells the admitter, once, that the request is over: when
+// it ends, or earlier when it became an upgraded connection, whose life is
+// not a request's and must not hold a place under the concurrency limits.
+func (s *reqState) leaveAdmission() {
+	if a := s.admitter; a != nil {
+		s.admitter = nil
+		a.Done(s.latency(), s.status >= 500)
+	}
 }
 
 func (s *reqState) tried() []*backendactor.Handle { return s.tries[:min(s.attempts, maxTries)] }

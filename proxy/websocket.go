@@ -18,6 +18,7 @@ package proxy
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
@@ -132,9 +133,13 @@ func (u *upgrades) drain(ctx context.Context) (closed int) {
 	return closed
 }
 
-// upgraded tells the request's watcher which backend accepted the upgrade.
-// It runs on the request's goroutine, in RoundTrip.
+// upgraded records that backend h accepted the upgrade: the 101 is the
+// request's answer (ReverseProxy writes it on the hijacked connection, past
+// WriteHeader), the request leaves admission, and the watcher learns its
+// backend. It runs on the request's goroutine, in RoundTrip.
 func (s *reqState) upgraded(h *backendactor.Handle) {
+	s.status, s.wrote, s.headers = http.StatusSwitchingProtocols, true, time.Since(s.start)
+	s.leaveAdmission()
 	if s.upgrade != nil {
 		select {
 		case s.upgrade.backend <- h:

@@ -82,9 +82,9 @@ func heapPeak(stop <-chan struct{}) <-chan uint64 {
 // HTTP/2 DATA frames) through lbd to the backend's /echo, which writes it
 // back as it reads. The upload pauses half way until echoed bytes have come
 // back, so a proxy that held either body whole deadlocks (and fails), and
-// the heap must not grow by half the body size meanwhile.
+// the heap must stay well under the body's size meanwhile.
 func TestLargeBodiesStreamBothWays(t *testing.T) {
-	const size = 64 << 20
+	const size = 32 << 20
 	cases := []struct {
 		name     string
 		protocol string // upstream
@@ -143,7 +143,7 @@ func TestLargeBodiesStreamBothWays(t *testing.T) {
 			require.Equal(t, want.Sum(nil), got.Sum(nil), "the echo is the upload, byte for byte")
 			grew := int64(<-peak) - int64(base)
 			t.Logf("heap peak grew by %.1f MiB (client, lbd and backend in one process) for a %d MiB round trip", float64(grew)/(1<<20), size>>20)
-			require.Less(t, grew, int64(size/2), "bodies must stream, not be held whole")
+			require.Less(t, grew, int64(size*3/4), "bodies must stream, not be held whole")
 		})
 	}
 }

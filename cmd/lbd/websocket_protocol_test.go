@@ -139,7 +139,7 @@ func TestWebSocketEchoesBothWaysAndKeepsCloseCodes(t *testing.T) {
 
 func TestWebSocketOnADrainedBackendRunsOutItsLimit(t *testing.T) {
 	a, b := startWSBackend(t, "a"), startWSBackend(t, "b")
-	l := startWSLBD(t, 1500*time.Millisecond, a, b)
+	l := startWSLBD(t, time.Second, a, b)
 	require.NoError(t, l.app.sched.Lookup(b.srv.URL).Drain(callCtx(t)))
 	ha := l.app.sched.Lookup(a.srv.URL)
 
@@ -223,4 +223,28 @@ func startBareApp(t testing.TB, mutate func(*config.Config)) (*App, string, func
 		_ = shutdown(ctx)
 	})
 	return app, app.DataAddr(), shutdown
+}
+
+// TestWebSocketsLeaveAdmissionOnceUpgraded: an open WebSocket holds its
+// backend's slot, but not a place under admission's in-flight cap (or the
+// adaptive limit), which bound requests: more WebSockets than the cap stay
+// open and ordinary requests still pass.
+func TestWebSocketsLeaveAdmissionOnceUpgraded(t *testing.T) {
+	b := startWSBackend(t, "a")
+	l := startLBD(t, nil, func(c *config.Config) {
+		c.Admission.MaxInflight = 2
+		c.AIMD.Enabled = false
+		c.Backends = []config.Backend{{URL: b.srv.URL, Weight: 1, Protocol: "http1"}}
+	})
+	var conns []*websocket.Conn
+	for range 4 {
+		c, _ := wsDial(t, l)
+		conns = append(conns, c)
+	}
+	resp, _ := l.get(t, "/")
+	require.Equal(t, http.StatusUpgradeRequired, resp.StatusCode, "the backend's own answer to a plain GET, not lbd's 503")
+	for _, c := range conns {
+		wsEcho(t, c, websocket.MessageText, "still open")
+	}
+	require.Equal(t, int64(4), l.app.sched.Lookup(b.srv.URL).Inflight(), "each holds its backend slot")
 }
