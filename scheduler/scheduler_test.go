@@ -289,7 +289,13 @@ func TestRemoveRetiresTheActor(t *testing.T) {
 
 // TestP2CDrawIsUniform checks the second choice: with equal costs every
 // backend must be chosen equally often (a biased second draw shows here).
+// It runs in a bubble whose clock stands still, so no backend actor ticks
+// and folds a sample: every EWMA stays zero and every cost equal.
 func TestP2CDrawIsUniform(t *testing.T) {
+	synctest.Test(t, testP2CDrawIsUniform)
+}
+
+func testP2CDrawIsUniform(t *testing.T) {
 	for _, n := range []int{2, 3, 7} {
 		ws := make([]int, n)
 		for i := range ws {
