@@ -12,6 +12,7 @@ build: ## build lbd and its helpers into bin/
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/lbd ./cmd/lbd
 	$(GO) build -o $(BIN)/lbd-backend ./cmd/lbd-backend
 	$(GO) build -o $(BIN)/lbd-load ./cmd/lbd-load
+	$(GO) build -o $(BIN)/lbd-overload ./cmd/lbd-overload
 
 run: ## run lbd with three embedded demo backends
 	$(GO) run ./cmd/lbd -demo

@@ -80,6 +80,29 @@ func (a AIMD) Next(limit float64, w Window) float64 {
 	return clamp(limit, a.Min, a.Max)
 }
 
+// SlowStart is how the limit starts, as TCP's congestion window does: from
+// min_limit, doubling each interval in which it was reached, until the
+// algorithm first calls for a decrease (next < limit), or latency exceeds
+// target, or failures rise (which may not lower a limit already at its
+// floor); from then on the algorithm alone steers. It returns the limit
+// and whether slow start goes on.
+//
+// Why not start at max_limit: an overloaded service would admit up to
+// max_limit requests before the first interval even ends, and those queue
+// in the backends for seconds (measured: p99 above 900 ms against a 100 ms
+// target at 3x overload). Why not start low and climb by Increase: with the
+// default of 1 per 500 ms, reaching a limit of 500 takes four minutes of
+// needless 503s. Doubling gets there in a few intervals.
+func SlowStart(limit, next, max float64, target time.Duration, w Window) (float64, bool) {
+	if next < limit || w.Latency > target || w.failuresRose() {
+		return next, false
+	}
+	if w.Samples > 0 && w.limitReached(limit) {
+		return min(2*limit, max), true
+	}
+	return next, true
+}
+
 func clamp(v, lo, hi float64) float64 {
 	return min(max(v, lo), hi)
 }

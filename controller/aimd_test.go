@@ -137,3 +137,30 @@ func minMax(xs []float64) (lo, hi float64) {
 	}
 	return lo, hi
 }
+
+func TestSlowStart(t *testing.T) {
+	target := 100 * time.Millisecond
+	fast := Window{Samples: 100, Latency: 20 * time.Millisecond, Peak: 16}
+	cases := []struct {
+		name        string
+		limit, next float64
+		w           Window
+		want        float64
+		goesOn      bool
+	}{
+		{"reached and fast: double", 16, 17, fast, 32, true},
+		{"doubling stops at max", 64, 65, Window{Samples: 100, Latency: time.Millisecond, Peak: 64}, 100, true},
+		{"not reached: the algorithm's value", 32, 32, fast, 32, true},
+		{"the algorithm decreases: slow start ends", 16, 11, Window{Samples: 100, Latency: 150 * time.Millisecond, Peak: 16}, 11, false},
+		{"over target at the floor: ends without doubling", 8, 8, Window{Samples: 100, Latency: 150 * time.Millisecond, Peak: 8}, 8, false},
+		{"failures rose at the floor: ends", 8, 8, Window{Samples: 100, Failures: 50, Latency: 10 * time.Millisecond, Peak: 8}, 8, false},
+		{"no samples: wait", 16, 16, Window{Peak: 16, Rejected: 9}, 16, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, on := SlowStart(c.limit, c.next, 100, target, c.w)
+			require.InDelta(t, c.want, got, 1e-9)
+			require.Equal(t, c.goesOn, on)
+		})
+	}
+}

@@ -61,6 +61,7 @@ type Status struct {
 	Peak       int     `json:"peak_inflight"`
 	Rejected   int     `json:"rejected"`
 
+	SlowStart bool      `json:"slow_start"`
 	Increases uint64    `json:"increases"`
 	Decreases uint64    `json:"decreases"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -78,10 +79,8 @@ type Limiter struct {
 	status atomic.Pointer[Status]
 }
 
-// NewLimiter starts the limiter actor. The limit starts at MaxLimit and is
-// brought down by the first intervals that see latency over the target: a
-// limit that started low would refuse traffic the backends could serve
-// while it climbed one Increase per interval.
+// NewLimiter starts the limiter actor. The limit starts at MinLimit in slow
+// start (see SlowStart).
 func NewLimiter(reg *actor.Registry, c LimiterConfig) (*Limiter, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -94,8 +93,8 @@ func NewLimiter(reg *actor.Registry, c LimiterConfig) (*Limiter, error) {
 	}
 	l := &Limiter{}
 	l.window.Store(new(samples))
-	l.limit.Store(int64(c.MaxLimit))
-	st := &limiterState{l: l, cfg: c, limit: float64(c.MaxLimit)}
+	l.limit.Store(int64(c.MinLimit))
+	st := &limiterState{l: l, cfg: c, limit: float64(c.MinLimit), slowStart: true}
 	st.publish(Window{}, time.Now())
 	l.ref = actor.Spawn(reg, st, actor.Options{
 		Name: "admission-limiter", Kind: "aimd", Mailbox: 8, TickEvery: c.Interval, Logger: c.Logger,
@@ -127,15 +126,16 @@ func (l *Limiter) Stop(ctx context.Context) error { return l.ref.StopWait(ctx) }
 
 // limiterState is the actor's private state; only its goroutine touches it.
 type limiterState struct {
-	l        *Limiter
-	ref      *actor.Ref
-	cfg      LimiterConfig
-	limit    float64
-	longRTT  time.Duration
-	prevFail float64
-	lastLat  time.Duration
-	incs     uint64
-	decs     uint64
+	l         *Limiter
+	ref       *actor.Ref
+	cfg       LimiterConfig
+	limit     float64
+	slowStart bool
+	longRTT   time.Duration
+	prevFail  float64
+	lastLat   time.Duration
+	incs      uint64
+	decs      uint64
 }
 
 // Bind receives the actor's address before its goroutine starts.
@@ -168,15 +168,20 @@ func (s *limiterState) Tick(now time.Time) {
 	}
 	prev := s.limit
 	lo, hi := float64(s.cfg.MinLimit), float64(s.cfg.MaxLimit)
+	var next float64
 	switch s.cfg.Algorithm {
 	case "gradient2":
 		g := Gradient2{Target: s.cfg.Target, Min: lo, Max: hi}
-		next := g.Next(Gradient2State{Limit: s.limit, LongRTT: s.longRTT}, w)
-		s.limit, s.longRTT = next.Limit, next.LongRTT
+		st := g.Next(Gradient2State{Limit: s.limit, LongRTT: s.longRTT}, w)
+		next, s.longRTT = st.Limit, st.LongRTT
 	default:
 		a := AIMD{Target: s.cfg.Target, Min: lo, Max: hi, Increase: float64(s.cfg.Increase), DecreaseFactor: s.cfg.DecreaseFactor}
-		s.limit = a.Next(s.limit, w)
+		next = a.Next(s.limit, w)
 	}
+	if s.slowStart {
+		next, s.slowStart = SlowStart(s.limit, next, hi, s.cfg.Target, w)
+	}
+	s.limit = next
 	switch {
 	case s.limit > prev:
 		s.incs++
@@ -194,7 +199,7 @@ func (s *limiterState) publish(w Window, now time.Time) {
 		TargetMS: ms(s.cfg.Target), Percentile: s.cfg.Percentile,
 		LatencyMS: ms(s.lastLat), BaselineMS: ms(s.longRTT),
 		Samples: w.Samples, Failures: w.Failures, Peak: w.Peak, Rejected: w.Rejected,
-		Increases: s.incs, Decreases: s.decs, UpdatedAt: now,
+		SlowStart: s.slowStart, Increases: s.incs, Decreases: s.decs, UpdatedAt: now,
 	})
 	if s.ref != nil {
 		s.ref.SetState(fmt.Sprintf("%s limit=%d p%g=%.1fms", s.cfg.Algorithm, limit, s.cfg.Percentile*100, ms(s.lastLat)))

@@ -84,14 +84,18 @@ func TestLimiterActorFallsAndRecovers(t *testing.T) {
 				reg := actor.NewRegistry()
 				l, err := NewLimiter(reg, testLimiterConfig(algo))
 				require.NoError(t, err)
-				require.EqualValues(t, 64, l.Limit(), "starts at max")
-				require.Equal(t, 1, reg.Len())
-
-				interval(l, 64, 20*time.Millisecond, 100) // reached, fast
-				require.EqualValues(t, 64, l.Limit(), "clamped at max")
+				require.EqualValues(t, 4, l.Limit(), "starts at min")
+				require.True(t, l.Status().SlowStart)
+				for _, want := range []int64{8, 16, 32, 64, 64} { // reached and fast: doubles up to max
+					interval(l, l.Limit(), 20*time.Millisecond, 100)
+					require.Equal(t, want, l.Limit())
+				}
+				interval(l, 10, 20*time.Millisecond, 100)
+				require.EqualValues(t, 64, l.Limit(), "not reached: no change")
 				for range 5 {
 					interval(l, l.Limit(), 400*time.Millisecond, 100)
 				}
+				require.False(t, l.Status().SlowStart, "over target: slow start is over")
 				low := l.Limit()
 				require.Less(t, low, int64(16), "over target: the limit falls")
 				require.GreaterOrEqual(t, low, int64(4), "never below min")
@@ -102,10 +106,11 @@ func TestLimiterActorFallsAndRecovers(t *testing.T) {
 				require.Equal(t, 100, st.Samples)
 				require.Positive(t, st.Decreases)
 
-				for range 40 {
+				for range 20 {
 					interval(l, l.Limit(), 20*time.Millisecond, 100)
 				}
 				require.Greater(t, l.Limit(), low+10, "under target and reached: the limit recovers")
+				require.Less(t, l.Limit(), int64(64), "by the algorithm's steps, not by doubling")
 				require.LessOrEqual(t, l.Limit(), int64(64))
 				require.Positive(t, l.Status().Increases)
 

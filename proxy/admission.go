@@ -125,6 +125,13 @@ func (a *Admission) Done(latency time.Duration, failed bool) {
 	}
 }
 
+// failedUpstream says whether an admitted request counts as a failure for
+// the adaptive limit: a 5xx or timeout from upstream. lbd's own refusals
+// (no-backend) say nothing about how loaded the backends are, and counting
+// them would drive the limit to its floor during an outage, to climb back
+// one step per interval after it.
+func (s *reqState) failedUpstream() bool { return s.status >= 500 && s.rejected == "" }
+
 // limit is the effective limit on requests in flight.
 func (a *Admission) limit() int64 {
 	hard := int64(a.o.MaxInflight)

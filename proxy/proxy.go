@@ -136,9 +136,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer st.leaveAdmission()
 	}
 	h.active.Add(1)
+	defer func() { // deferred: ReverseProxy aborts a broken response by panicking
+		h.active.Add(-1)
+		h.finish(st, r)
+	}()
 	h.rp.ServeHTTP(st, r.WithContext(ctx))
-	h.active.Add(-1)
-	h.finish(st, r)
 }
 
 func (h *Handler) finish(st *reqState, r *http.Request) {

@@ -37,7 +37,7 @@ type reqState struct {
 func (s *reqState) leaveAdmission() {
 	if a := s.admitter; a != nil {
 		s.admitter = nil
-		a.Done(s.latency(), s.status >= 500)
+		a.Done(s.latency(), s.failedUpstream())
 	}
 }
 

@@ -23,11 +23,12 @@ import (
 	"github.com/lbd/lbd/config"
 )
 
-// quiet keeps the breaker and outlier detection out of tests about retries
-// and admission, which send failures on purpose.
+// quiet keeps the breaker, outlier detection and the adaptive limit out of
+// tests about retries, which send failures and bursts on purpose.
 func quiet(cfg *config.Config) {
 	cfg.Breaker.FailureThreshold = 1_000_000
 	cfg.Outlier.Disabled = true
+	cfg.AIMD.Enabled = false
 }
 
 func TestPerClientRateLimit(t *testing.T) {
@@ -99,22 +100,38 @@ func TestGlobalInflightCap(t *testing.T) {
 	require.Nil(t, st.AIMD, "no limiter when aimd is disabled")
 }
 
-func TestAdaptiveLimitFallsUnderSlowBackends(t *testing.T) {
-	backends := startBackends(t, synth.Knobs{Name: "a", Latency: 20 * time.Millisecond})
+func TestAdaptiveLimitRisesAndFalls(t *testing.T) {
+	backends := startBackends(t, synth.Knobs{Name: "a"})
 	l := startLBD(t, backends, func(cfg *config.Config) {
-		cfg.AIMD.TargetLatency = config.Duration(5 * time.Millisecond) // the backend is always "too slow"
+		cfg.AIMD.TargetLatency = config.Duration(20 * time.Millisecond)
 		cfg.AIMD.Interval = config.Duration(50 * time.Millisecond)
 		cfg.AIMD.MinLimit, cfg.AIMD.MaxLimit = 2, 64
 	})
-	require.EqualValues(t, 64, l.app.AdmissionStatus().AIMD.Limit, "starts at max_limit")
-	res, err := loadgen.Run(context.Background(), loadgen.Config{URL: l.url + "/", Concurrency: 8, N: 200, Duration: 10 * time.Second})
-	require.NoError(t, err)
-	require.Positive(t, res.Status[http.StatusOK])
 	st := l.app.AdmissionStatus()
-	require.Less(t, st.AIMD.Limit, int64(64), "latency over target: the limit fell (%+v)", st.AIMD)
+	require.EqualValues(t, 2, st.AIMD.Limit, "starts at min_limit, in slow start")
+	require.True(t, st.AIMD.SlowStart)
+	load := func() *loadgen.Result {
+		res, err := loadgen.Run(context.Background(), loadgen.Config{
+			URL: l.url + "/", Concurrency: 16, N: loadgen.MaxN, Duration: 500 * time.Millisecond,
+		})
+		require.NoError(t, err)
+		return res
+	}
+	res := load() // fast backend, 16 clients against a limit of 2: reached every interval
+	require.Positive(t, res.Status[http.StatusOK])
+	require.Positive(t, res.Reject["overload"], "the limit binds at first")
+	high := l.app.AdmissionStatus().AIMD.Limit
+	require.GreaterOrEqual(t, high, int64(16), "under target and reached: the limit rose")
+
+	backends[0].Server.SetKnobs(synth.Knobs{Name: "a", Latency: 60 * time.Millisecond})
+	load() // now every interval's latency is three times the target
+	st = l.app.AdmissionStatus()
+	require.Less(t, st.AIMD.Limit, high, "over target: the limit fell (%+v)", st.AIMD)
 	require.GreaterOrEqual(t, st.AIMD.Limit, int64(2))
+	require.False(t, st.AIMD.SlowStart)
 	require.Positive(t, st.AIMD.Decreases)
 	require.Equal(t, st.AIMD.Limit, st.Admission.Limit)
+	require.Positive(t, st.Admission.RejectedOverload)
 
 	metrics := l.metrics(t)
 	require.Contains(t, metrics, "lbd_admission_limit ")
@@ -142,7 +159,10 @@ func TestConnectionRefusedUnderConcurrentGETs(t *testing.T) {
 		cfg.Policy = "rr"
 		cfg.Backends = append(cfg.Backends, config.Backend{URL: dead, Weight: 1, Protocol: "http1"})
 	})
-	res, err := loadgen.Run(context.Background(), loadgen.Config{URL: l.url + "/", Concurrency: 4, N: 100, Duration: 10 * time.Second})
+	// Three clients: the retry budget always allows three retries at once,
+	// so every refused try can be retried (more clients all failing at once
+	// would meet the budget, which TestRetryBudgetStopsRetriesWhenMostFail covers).
+	res, err := loadgen.Run(context.Background(), loadgen.Config{URL: l.url + "/", Concurrency: 3, N: 100, Duration: 10 * time.Second})
 	require.NoError(t, err)
 	require.Equal(t, map[int]int64{http.StatusOK: 100}, res.Status, "every GET answered by the live backend")
 	require.Equal(t, map[string]int64{"alive": 100}, res.Backend)
