@@ -172,6 +172,9 @@ type AIMD struct {
 	Increase       int      `json:"increase"`
 	DecreaseFactor float64  `json:"decrease_factor"`
 	Interval       Duration `json:"interval"`
+	// SlowStart starts the limit at min_limit, doubling it each interval it
+	// is reached under target, instead of at max_limit (see docs/SCENARIOS.md).
+	SlowStart bool `json:"slow_start"`
 }
 
 // Retries configures retries of failed requests on other backends.

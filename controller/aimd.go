@@ -80,19 +80,19 @@ func (a AIMD) Next(limit float64, w Window) float64 {
 	return clamp(limit, a.Min, a.Max)
 }
 
-// SlowStart is how the limit starts, as TCP's congestion window does: from
-// min_limit, doubling each interval in which it was reached, until the
-// algorithm first calls for a decrease (next < limit), or latency exceeds
-// target, or failures rise (which may not lower a limit already at its
-// floor); from then on the algorithm alone steers. It returns the limit
-// and whether slow start goes on.
+// SlowStart is how the limit starts when configured to (aimd.slow_start),
+// as TCP's congestion window does: from min_limit, doubling each interval in
+// which it was reached, until the algorithm first calls for a decrease (next
+// < limit), or latency exceeds target, or failures rise (which may not lower
+// a limit already at its floor); from then on the algorithm alone steers. It
+// returns the limit and whether slow start goes on.
 //
-// Why not start at max_limit: an overloaded service would admit up to
-// max_limit requests before the first interval even ends, and those queue
-// in the backends for seconds (measured: p99 above 900 ms against a 100 ms
-// target at 3x overload). Why not start low and climb by Increase: with the
-// default of 1 per 500 ms, reaching a limit of 500 takes four minutes of
-// needless 503s. Doubling gets there in a few intervals.
+// The trade-off, measured in docs/SCENARIOS.md: starting at max_limit (the
+// default) refuses nothing the backends could serve, but an lbd that starts
+// under overload admits up to max_limit requests before the first interval
+// ends, and they queue in the backends for seconds; slow start avoids that
+// queue at the price of refusing, for a few intervals, requests beyond a
+// limit that is still growing.
 func SlowStart(limit, next, max float64, target time.Duration, w Window) (float64, bool) {
 	if next < limit || w.Latency > target || w.failuresRose() {
 		return next, false

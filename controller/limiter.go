@@ -22,7 +22,11 @@ type LimiterConfig struct {
 	Increase       int     // AIMD additive step
 	DecreaseFactor float64 // AIMD multiplicative step
 	Interval       time.Duration
-	Logger         *slog.Logger
+	// SlowStart starts the limit at MinLimit and doubles it while it is
+	// reached under target (see SlowStart); without it the limit starts at
+	// MaxLimit.
+	SlowStart bool
+	Logger    *slog.Logger
 }
 
 // Validate reports the first setting the limiter cannot run with.
@@ -79,8 +83,11 @@ type Limiter struct {
 	status atomic.Pointer[Status]
 }
 
-// NewLimiter starts the limiter actor. The limit starts at MinLimit in slow
-// start (see SlowStart).
+// NewLimiter starts the limiter actor. The limit starts at MaxLimit, so a
+// freshly started lbd refuses nothing its backends can serve, and the first
+// intervals over target bring it down (from the peak in flight); with
+// c.SlowStart it starts at MinLimit and grows (see SlowStart), which keeps
+// the first seconds of a cold start under overload from queueing.
 func NewLimiter(reg *actor.Registry, c LimiterConfig) (*Limiter, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -93,8 +100,12 @@ func NewLimiter(reg *actor.Registry, c LimiterConfig) (*Limiter, error) {
 	}
 	l := &Limiter{}
 	l.window.Store(new(samples))
-	l.limit.Store(int64(c.MinLimit))
-	st := &limiterState{l: l, cfg: c, limit: float64(c.MinLimit), slowStart: true}
+	start := c.MaxLimit
+	if c.SlowStart {
+		start = c.MinLimit
+	}
+	l.limit.Store(int64(start))
+	st := &limiterState{l: l, cfg: c, limit: float64(start), slowStart: c.SlowStart}
 	st.publish(Window{}, time.Now())
 	l.ref = actor.Spawn(reg, st, actor.Options{
 		Name: "admission-limiter", Kind: "aimd", Mailbox: 8, TickEvery: c.Interval, Logger: c.Logger,

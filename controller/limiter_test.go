@@ -61,7 +61,7 @@ func TestPeakKeepsTheHighest(t *testing.T) {
 func testLimiterConfig(algo string) LimiterConfig {
 	return LimiterConfig{
 		Algorithm: algo, Target: 100 * time.Millisecond, Percentile: 0.9,
-		MinLimit: 4, MaxLimit: 64, Increase: 2, DecreaseFactor: 0.5, Interval: 500 * time.Millisecond,
+		MinLimit: 4, MaxLimit: 64, Increase: 2, DecreaseFactor: 0.5, Interval: 500 * time.Millisecond, SlowStart: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
@@ -122,6 +122,20 @@ func TestLimiterActorFallsAndRecovers(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestLimiterStartsAtMaxWithoutSlowStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := testLimiterConfig("aimd")
+		c.SlowStart = false
+		l, err := NewLimiter(nil, c)
+		require.NoError(t, err)
+		require.EqualValues(t, 64, l.Limit(), "refuses nothing at start")
+		require.False(t, l.Status().SlowStart)
+		interval(l, 40, 400*time.Millisecond, 100) // overloaded from the start
+		require.EqualValues(t, 20, l.Limit(), "the first decrease starts from the peak in flight (40 x 0.5)")
+		require.NoError(t, l.Stop(context.Background()))
+	})
 }
 
 func TestLimiterRejectsBadConfig(t *testing.T) {

@@ -31,8 +31,9 @@ type lbdProcess struct {
 
 // lbdConfig is the config file for a mode: "off" has no adaptive limit (the
 // hard cap of admission.max_inflight only); "aimd" and "gradient2" turn the
-// adaptive limit on with that algorithm and lbd's documented defaults.
-func lbdConfig(mode string, backends []string, target time.Duration, maxInflight int) ([]byte, error) {
+// adaptive limit on with that algorithm and lbd's documented defaults, plus
+// aimd.slow_start when slowStart is set.
+func lbdConfig(mode string, backends []string, target time.Duration, maxInflight int, slowStart bool) ([]byte, error) {
 	type backend struct {
 		URL    string `json:"url"`
 		Weight int    `json:"weight"`
@@ -47,6 +48,7 @@ func lbdConfig(mode string, backends []string, target time.Duration, maxInflight
 	case "aimd", "gradient2":
 		aimd = map[string]any{
 			"enabled": true, "algorithm": mode, "target_latency": target.String(), "max_limit": maxInflight,
+			"slow_start": slowStart,
 		}
 	default:
 		return nil, fmt.Errorf("mode %q: want off, aimd or gradient2", mode)

@@ -3,7 +3,7 @@
 // docs/SCENARIOS.md, "Overload and adaptive concurrency".
 //
 //	go build -o bin/lbd ./cmd/lbd
-//	go run ./cmd/lbd-overload -lbd bin/lbd [-load 3] [-warmup 5s] [-duration 15s]
+//	go run ./cmd/lbd-overload -lbd bin/lbd [-load 3] [-warmup 5s] [-duration 15s] [-slow-start]
 //
 // It starts capacity-limited synthetic backends in-process (each serves at
 // most -workers requests at once for -service each and queues the rest), runs
@@ -48,6 +48,7 @@ type options struct {
 	duration    time.Duration
 	timeout     time.Duration
 	repeat      int
+	slowStart   bool
 }
 
 // capacity is the backends' nominal throughput in requests per second.
@@ -72,6 +73,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "measured load")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "client timeout per request")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs per mode (the table shows each)")
+	fs.BoolVar(&o.slowStart, "slow-start", false, "aimd.slow_start: the limit starts at min_limit and doubles")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -49,7 +49,7 @@ func TestHealthIsNotQueued(t *testing.T) {
 
 func TestConfigsAreValidForLBD(t *testing.T) {
 	for _, mode := range []string{"off", "aimd", "gradient2"} {
-		data, err := lbdConfig(mode, []string{"http://127.0.0.1:9001", "http://127.0.0.1:9002"}, 100*time.Millisecond, 1024)
+		data, err := lbdConfig(mode, []string{"http://127.0.0.1:9001", "http://127.0.0.1:9002"}, 100*time.Millisecond, 1024, true)
 		require.NoError(t, err)
 		cfg, err := config.Parse(data)
 		require.NoError(t, err, mode)
@@ -57,11 +57,12 @@ func TestConfigsAreValidForLBD(t *testing.T) {
 		require.Equal(t, mode != "off", cfg.AIMD.Enabled)
 		if mode != "off" {
 			require.Equal(t, mode, cfg.AIMD.Algorithm)
+			require.True(t, cfg.AIMD.SlowStart)
 		}
 		require.Equal(t, 1024, cfg.Admission.MaxInflight)
 		require.Equal(t, "off", cfg.AccessLog.Mode)
 	}
-	_, err := lbdConfig("vegas", nil, time.Second, 8)
+	_, err := lbdConfig("vegas", nil, time.Second, 8, false)
 	require.Error(t, err)
 }
 

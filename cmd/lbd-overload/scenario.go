@@ -88,7 +88,7 @@ func measureCapacity(ctx context.Context, o options, urls []string) float64 {
 // measures the second part.
 func runMode(ctx context.Context, o options, mode string, urls []string, logger *log.Logger) row {
 	r := row{mode: mode, offered: o.load * o.capacity()}
-	cfg, err := lbdConfig(mode, urls, o.target, o.maxInflight)
+	cfg, err := lbdConfig(mode, urls, o.target, o.maxInflight, o.slowStart)
 	if err != nil {
 		r.err = err
 		return r
@@ -166,8 +166,8 @@ func sampleLimit(ctx context.Context, p *lbdProcess, stop <-chan struct{}) []flo
 }
 
 func printTable(w io.Writer, o options, res result) {
-	fmt.Fprintf(w, "backends %d x %d workers x %v service: capacity %.0f/s nominal, %.0f/s measured; offered %.1fx = %.0f/s open loop; target %v; warm-up %v, measured %v\n\n",
-		o.backends, o.workers, o.service, res.nominal, res.measured, o.load, o.load*res.nominal, o.target, o.warmup, o.duration)
+	fmt.Fprintf(w, "backends %d x %d workers x %v service: capacity %.0f/s nominal, %.0f/s measured; offered %.1fx = %.0f/s open loop; target %v; slow start %v; warm-up %v, measured %v\n\n",
+		o.backends, o.workers, o.service, res.nominal, res.measured, o.load, o.load*res.nominal, o.target, o.slowStart, o.warmup, o.duration)
 	fmt.Fprintln(w, "| mode | run | goodput/s | % of nominal capacity | p50 admitted | p99 admitted | rejected | other | errors | limit min / mean / max |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	capacity := res.nominal // the stricter yardstick: the direct measurement carries client overhead

@@ -25,7 +25,7 @@ func (a *App) startAdmission(cfg *config.Config) (func(*http.Request) string, er
 		a.limiter, err = controller.NewLimiter(a.registry, controller.LimiterConfig{
 			Algorithm: m.Algorithm, Target: m.TargetLatency.D(), Percentile: m.Percentile,
 			MinLimit: m.MinLimit, MaxLimit: m.MaxLimit, Increase: m.Increase, DecreaseFactor: m.DecreaseFactor,
-			Interval: m.Interval.D(), Logger: a.log,
+			Interval: m.Interval.D(), SlowStart: m.SlowStart, Logger: a.log,
 		})
 		if err != nil {
 			return nil, err

@@ -106,6 +106,7 @@ func TestAdaptiveLimitRisesAndFalls(t *testing.T) {
 		cfg.AIMD.TargetLatency = config.Duration(20 * time.Millisecond)
 		cfg.AIMD.Interval = config.Duration(50 * time.Millisecond)
 		cfg.AIMD.MinLimit, cfg.AIMD.MaxLimit = 2, 64
+		cfg.AIMD.SlowStart = true
 	})
 	st := l.app.AdmissionStatus()
 	require.EqualValues(t, 2, st.AIMD.Limit, "starts at min_limit, in slow start")
