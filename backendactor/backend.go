@@ -34,8 +34,9 @@ type Config struct {
 	// SkipWarmup starts the backend at full weight (backends of the initial
 	// config, which all start together, have no one to ramp up against).
 	SkipWarmup bool
-	// StartUnhealthy makes the backend wait for Rise good probes before it
-	// takes traffic; by default a new backend is presumed healthy.
+	// StartUnhealthy makes the backend wait for its first good probe before
+	// it takes traffic (see Health); by default a new backend is presumed
+	// healthy. Set it only when an active health checker runs.
 	StartUnhealthy bool
 
 	EWMADecay time.Duration // default 1s
@@ -66,7 +67,7 @@ func New(reg *actor.Registry, c Config) *Handle {
 	h.bucket.Store(new(bucket))
 	h.threshold.Store(int64(c.Breaker.FailureThreshold))
 	s := &state{h: h, cfg: c, weight: c.Weight, maxInflight: int64(max(c.MaxInflight, 0))}
-	s.health.Up = !c.StartUnhealthy
+	s.health.Up, s.health.Pending = !c.StartUnhealthy, c.StartUnhealthy
 	if !c.SkipWarmup && c.Warmup > 0 {
 		s.warmStart = s.now()
 	}
@@ -145,6 +146,7 @@ func (s *state) Receive(msg any) {
 		ack = m.ack
 		s.ejectedUntil, s.ejectReason, s.ejectedAt = m.until, m.reason, now
 		s.ejections++
+		s.h.resetOutlierRuns()
 	case retire:
 		ack = m.ack
 		s.draining, s.retireBy = true, m.deadline
@@ -170,7 +172,11 @@ func (s *state) retiringErr() error {
 func (s *state) Tick(now time.Time) {
 	s.fold(now)
 	if !s.ejectedUntil.IsZero() && !now.Before(s.ejectedUntil) {
+		// Back from an ejection: the runs start over (requests that were in
+		// flight when it was ejected may have added to them), and the
+		// backend ramps up as after any recovery.
 		s.ejectedUntil, s.ejectReason = time.Time{}, ""
+		s.h.resetOutlierRuns()
 		s.startWarmup(now)
 	}
 	if !s.warmStart.IsZero() && now.Sub(s.warmStart) >= s.cfg.Warmup {
@@ -191,9 +197,16 @@ func (s *state) fold(now time.Time) {
 	s.breaker = s.breaker.Next(BreakerInput{
 		ConsecutiveFailures: s.h.consecFail.Load(), Successes: n - fail, Failures: fail,
 	}, now, s.cfg.Breaker)
+	quota := int64(max(s.cfg.Breaker.HalfOpenProbes, 1))
 	switch {
 	case prev != HalfOpen && s.breaker.State == HalfOpen:
-		s.h.probes.Store(int64(max(s.cfg.Breaker.HalfOpenProbes, 1)))
+		s.h.probes.Store(quota)
+	case prev == HalfOpen && s.breaker.State == HalfOpen && n == 0 && s.h.probes.Load() <= 0 && s.h.inflight.Load() == 0:
+		// Every probe was used and none reported: their clients went away
+		// (Release with Canceled says nothing about the backend). Without a
+		// new quota the breaker would stay half-open and refuse every request
+		// for ever.
+		s.h.probes.Store(quota)
 	case prev != Closed && s.breaker.State == Closed:
 		s.startWarmup(now)
 	}

@@ -111,6 +111,9 @@ func TestEWMAFromReleasedSamples(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := New(nil, testConfig())
 		defer h.Stop()
+		// Act half a tick out of phase with the actor's 100ms ticks: a
+		// release at the very instant of a tick may land in either window.
+		<-time.After(50 * time.Millisecond)
 		for _, d := range []time.Duration{10, 10, 50} {
 			require.True(t, h.Acquire())
 			h.Release(d*time.Millisecond, Success)

@@ -120,10 +120,15 @@ func (h *Handle) Release(latency time.Duration, o Outcome) {
 	}
 	b.fail.Add(1)
 	h.failures.Add(1)
-	if o == ServerError {
-		h.consec5xx.Add(1)
-	} else {
+	// Both counters follow Envoy's outlier detection: a 5xx run includes the
+	// failures that would have made lbd answer 5xx itself (connect errors,
+	// resets, timeouts), while a gateway run counts only those, and a 5xx
+	// that the backend did send proves it reachable and breaks the run.
+	h.consec5xx.Add(1)
+	if o == GatewayError {
 		h.consecGateway.Add(1)
+	} else {
+		h.consecGateway.Store(0)
 	}
 	// Wake the actor the moment the breaker has something to decide, rather
 	// than at its next tick; this is the only message the request path sends,
@@ -134,6 +139,34 @@ func (h *Handle) Release(latency time.Duration, o Outcome) {
 }
 
 func (h *Handle) wake() { _ = h.ref.Tell(wake{}) }
+
+// resetOutlierRuns ends the runs the outlier detector reads; the breaker's
+// own run (consecFail) is left to the breaker.
+func (h *Handle) resetOutlierRuns() {
+	h.consec5xx.Store(0)
+	h.consecGateway.Store(0)
+}
+
+// Counters are the request path's running figures for one backend. They are
+// read from atomics, without a message: the outlier detector polls them.
+type Counters struct {
+	// Requests and Failures count finished requests since the backend was
+	// added (a request whose client went away is not counted).
+	Requests, Failures uint64
+	// Consecutive5xx is the current run of failed requests (5xx responses
+	// and gateway failures); ConsecutiveGateway the current run of gateway
+	// failures (connect errors, resets, timeouts). A success ends both, and
+	// so does an ejection, so that a backend returning from one starts over.
+	Consecutive5xx, ConsecutiveGateway int64
+}
+
+// Counters returns the backend's running figures.
+func (h *Handle) Counters() Counters {
+	return Counters{
+		Requests: h.requests.Load(), Failures: h.failures.Load(),
+		Consecutive5xx: h.consec5xx.Load(), ConsecutiveGateway: h.consecGateway.Load(),
+	}
+}
 
 // Stats asks the actor for its full figures.
 func (h *Handle) Stats(ctx context.Context) (Stats, error) {

@@ -35,7 +35,10 @@ type Spec struct {
 	Weight      int
 	MaxInflight int
 	Protocol    string // http1 (default), h2c or h2
-	// Initial marks backends of the starting configuration: they skip warm-up.
+	// Initial marks backends of the starting configuration: they skip
+	// warm-up, and they start healthy even when the template says
+	// StartUnhealthy (lbd would otherwise refuse all traffic at start until
+	// the first probes came back).
 	Initial bool
 }
 
@@ -280,6 +283,7 @@ func (s *state) add(spec Spec) result {
 	c := s.cfg.Backend
 	c.URL, c.Weight, c.MaxInflight, c.SkipWarmup = spec.URL, max(spec.Weight, 1), spec.MaxInflight, spec.Initial
 	c.Protocol = spec.Protocol
+	c.StartUnhealthy = c.StartUnhealthy && !spec.Initial
 	c.Logger = s.cfg.Logger
 	ref := s.pub.ref
 	c.OnChange = func(h *backendactor.Handle) { _ = ref.Tell(backendChanged{h}) }
