@@ -176,32 +176,36 @@ func TestHealthCheckerFeedsRiseAndFallToTheBackend(t *testing.T) {
 		synctest.Wait()
 		require.True(t, b.Snapshot().Eligible)
 
-		require.GreaterOrEqual(t, checksOf(t, reg, b.URL(), ProbeBadStatus), 3.0)
-		require.Zero(t, checksOf(t, reg, a.URL(), ProbeBadStatus))
-		require.Positive(t, checksOf(t, reg, a.URL(), ProbeSuccess))
+		require.GreaterOrEqual(t, counterValue(t, reg, "lbd_health_checks_total", "backend", b.URL(), "result", ProbeBadStatus), 3.0)
+		require.Zero(t, counterValue(t, reg, "lbd_health_checks_total", "backend", a.URL(), "result", ProbeBadStatus))
+		require.Positive(t, counterValue(t, reg, "lbd_health_checks_total", "backend", a.URL(), "result", ProbeSuccess))
 	})
 }
 
-// checksOf reads lbd_health_checks_total{backend,result} from reg.
-func checksOf(t *testing.T, reg *prometheus.Registry, backend, result string) float64 {
+// counterValue reads the counter name{labels...} (label, value pairs) from reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
 	for _, mf := range mfs {
-		if mf.GetName() != "lbd_health_checks_total" {
+		if mf.GetName() != name {
 			continue
 		}
+	metrics:
 		for _, m := range mf.GetMetric() {
-			labels := map[string]string{}
+			have := map[string]string{}
 			for _, l := range m.GetLabel() {
-				labels[l.GetName()] = l.GetValue()
+				have[l.GetName()] = l.GetValue()
 			}
-			if labels["backend"] == backend && labels["result"] == result {
-				return m.GetCounter().GetValue()
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue metrics
+				}
 			}
+			return m.GetCounter().GetValue()
 		}
 	}
-	t.Fatalf("no lbd_health_checks_total{backend=%q,result=%q}", backend, result)
+	t.Fatalf("no %s%v", name, labels)
 	return 0
 }
 
@@ -224,7 +228,7 @@ func TestHealthCheckerTimeoutAndNoOverlap(t *testing.T) {
 			require.GreaterOrEqual(t, ts[i].Sub(ts[i-1]), 3*time.Second, "the next probe waits for the timed-out one")
 		}
 		require.Equal(t, backendactor.StateUnhealthy, h.Snapshot().State, "timeouts are failures")
-		require.GreaterOrEqual(t, checksOf(t, reg, h.URL(), ProbeTimeout), 3.0)
+		require.GreaterOrEqual(t, counterValue(t, reg, "lbd_health_checks_total", "backend", h.URL(), "result", ProbeTimeout), 3.0)
 	})
 }
 
