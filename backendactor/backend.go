@@ -293,7 +293,11 @@ func (s *state) Restart() {
 
 func (s *state) stats(now time.Time) Stats {
 	st := Stats{
-		URL: s.h.url, Weight: s.weight, State: s.currentState(now), Breaker: s.breaker.State,
+		// The state the request path sees: the published one. Timed changes
+		// (an ejection's end) take effect at the actor's next tick, and
+		// /admin/backends must not call a backend healthy before picks can
+		// reach it.
+		URL: s.h.url, Weight: s.weight, State: s.h.snap.Load().State, Breaker: s.breaker.State,
 		Inflight: s.h.inflight.Load(), MaxInflight: s.maxInflight,
 		EWMAMillis: float64(s.ewma.Value) / 1e6,
 		Requests:   s.h.requests.Load(), Failures: s.h.failures.Load(),

@@ -42,6 +42,9 @@ type App struct {
 	// dumper and advisory watch lbd (observe.go).
 	dumper   *controller.Dumper
 	advisory *controller.Advisory
+	// health and outliers (nil when disabled) take failing backends out (failure.go).
+	health   *controller.HealthChecker
+	outliers *controller.OutlierDetector
 
 	dataLn, adminLn   net.Listener
 	dataSrv, adminSrv *http.Server
@@ -125,11 +128,19 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
+	if err := a.startFailureDetection(cfg, upTLS); err != nil {
+		errs := []error{err, a.stopObservers(ctx), a.sched.Stop(ctx), closeIfAny(a.accessOut)}
+		if a.limiter != nil {
+			errs = append(errs, a.limiter.Stop(ctx))
+		}
+		return nil, errors.Join(errs...)
+	}
 	a.admin = admin.New(admin.Options{
 		Scheduler: sched, Registry: a.registry, Gatherer: a.prom, Logger: log,
 		Config:  func() *config.Config { return a.cfg },
 		Traffic: a.trafficFigures, Admission: func() any { return a.AdmissionStatus() }, Advisory: a.advisoryReport,
 	})
+	a.admin.Handle(admin.OutliersPath, admin.OutliersHandler(a.outlierReport))
 	return a, nil
 }
 
@@ -152,6 +163,9 @@ func backendTemplate(cfg *config.Config) backendactor.Config {
 		},
 		Rise: cfg.Health.Rise, Fall: cfg.Health.Fall,
 		Warmup: cfg.Warmup.Duration.D(), WarmupMinPercent: cfg.Warmup.MinWeightPercent,
+		// With active checks, a backend added at runtime waits for its first
+		// good probe (backendactor.Health); the initial ones start healthy.
+		StartUnhealthy: !cfg.Health.Disabled,
 	}
 }
 
@@ -260,7 +274,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.proxy.Close()
 	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
-	errs = append(errs, a.stopObservers(stopCtx), a.sched.Stop(stopCtx))
+	errs = append(errs, a.stopObservers(stopCtx), a.stopFailureDetection(stopCtx), a.sched.Stop(stopCtx))
 	if a.limiter != nil {
 		errs = append(errs, a.limiter.Stop(stopCtx))
 	}
