@@ -94,7 +94,7 @@ func Reduce(mfs []*dto.MetricFamily, now time.Time) Sample {
 			case "lbd_admission_limit":
 				s.admission().Limit = m.GetGauge().GetValue()
 			case "lbd_backend_ewma_seconds":
-				be(backend).EWMAms = m.GetGauge().GetValue() * 1e3
+				be(backend).EWMAms = math.Round(m.GetGauge().GetValue()*1e6) / 1e3 // to the microsecond
 			case "lbd_backend_inflight":
 				be(backend).Inflight = m.GetGauge().GetValue()
 			case "lbd_backend_up":
@@ -149,7 +149,7 @@ type Rates struct {
 // backwards (a backend removed and added again) counts as zero.
 func RatesBetween(old, cur Sample) Rates {
 	dt := cur.Time.Sub(old.Time).Seconds()
-	r := Rates{Window: dt, Rejected: map[string]float64{}, Backends: map[string]float64{}}
+	r := Rates{Window: math.Round(dt*1e3) / 1e3, Rejected: map[string]float64{}, Backends: map[string]float64{}}
 	per := func(a, b uint64) float64 {
 		if dt <= 0 || b < a {
 			return 0
