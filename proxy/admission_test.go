@@ -145,3 +145,19 @@ func TestRejectHeaders(t *testing.T) {
 		require.Equal(t, c.want, rec.Header().Get("Retry-After"), "whole seconds, rounded up")
 	}
 }
+
+func TestOnlyUpstreamFailuresCountForTheLimit(t *testing.T) {
+	for _, c := range []struct {
+		st   reqState
+		want bool
+	}{
+		{reqState{status: http.StatusOK}, false},
+		{reqState{status: http.StatusBadGateway}, true},
+		{reqState{status: http.StatusGatewayTimeout}, true},
+		{reqState{status: http.StatusInternalServerError}, true},
+		{reqState{status: http.StatusServiceUnavailable, rejected: RejectNoBackend}, false},
+		{reqState{status: http.StatusRequestEntityTooLarge, rejected: RejectBodyTooLarge}, false},
+	} {
+		require.Equal(t, c.want, c.st.failedUpstream(), "%d %q", c.st.status, c.st.rejected)
+	}
+}
