@@ -176,6 +176,27 @@ func Ask[T any](ctx context.Context, r *Ref, mk func(reply chan<- T) any) (T, er
 	}
 }
 
+// ping is answered by the actor's loop itself, so a ping proves the
+// goroutine takes messages without the behavior knowing about pings.
+type ping struct{ pong chan struct{} }
+
+// Ping waits until the actor has taken a message from its mailbox, proving
+// its loop is alive and not stuck, or until ctx ends. /admin/selftest uses it.
+func (r *Ref) Ping(ctx context.Context) error {
+	p := ping{pong: make(chan struct{})}
+	if err := r.Send(ctx, p); err != nil {
+		return err
+	}
+	select {
+	case <-p.pong:
+		return nil
+	case <-r.done:
+		return fmt.Errorf("actor %s: %w", r.name, ErrStopped)
+	case <-ctx.Done():
+		return fmt.Errorf("actor %s: ping: %w", r.name, ctx.Err())
+	}
+}
+
 // Stop asks the actor to finish the message in hand and exit; messages still
 // in the mailbox are dropped. Stop does not wait: use Done or StopWait.
 func (r *Ref) Stop() {
@@ -222,6 +243,10 @@ func (r *Ref) run(b Behavior, o Options) {
 		case <-r.quit:
 			return
 		case msg := <-r.mailbox:
+			if p, ok := msg.(ping); ok {
+				close(p.pong) // the runtime answers; the behavior never sees it
+				continue
+			}
 			r.deliver(b, o.Logger, msg)
 		case now := <-tick:
 			r.guard(b, o.Logger, "tick", func() { ticker.Tick(now) })

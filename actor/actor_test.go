@@ -167,3 +167,31 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 	require.True(t, errors.Is(err, ErrStopped))
 	goleak.VerifyNone(t)
 }
+
+func TestPingIsAnsweredByTheRuntime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := NewRegistry()
+		c := &counter{}
+		r := Spawn(reg, c, Options{Name: "c", Kind: "test", Logger: quiet})
+		ctx := t.Context()
+		require.NoError(t, r.Ping(ctx))
+		require.Equal(t, []*Ref{r}, reg.Refs())
+		n, err := askCount(ctx, r)
+		require.NoError(t, err)
+		require.Zero(t, n, "the behavior never sees a ping")
+
+		// A stuck behavior does not answer within the deadline.
+		release := make(chan struct{})
+		require.NoError(t, r.Tell(block{release}))
+		short, cancel := context.WithTimeout(ctx, time.Second)
+		err = r.Ping(short)
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		close(release)
+		require.NoError(t, r.Ping(ctx))
+
+		require.NoError(t, r.StopWait(ctx))
+		require.ErrorIs(t, r.Ping(ctx), ErrStopped)
+		require.Empty(t, reg.Refs())
+	})
+}

@@ -38,6 +38,18 @@ func (g *Registry) Len() int {
 	return len(g.actors)
 }
 
+// Refs returns the addresses of every running actor, sorted by name.
+func (g *Registry) Refs() []*Ref {
+	g.mu.Lock()
+	out := make([]*Ref, 0, len(g.actors))
+	for r := range g.actors {
+		out = append(out, r)
+	}
+	g.mu.Unlock()
+	slices.SortFunc(out, func(a, b *Ref) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
 // Stats is one actor's row in /debug/actors.
 type Stats struct {
 	Name          string    `json:"name"`

@@ -43,6 +43,20 @@ type Options struct {
 	Admission func() any
 	// Advisory returns the scaling advisory's report for GET /admin/advisory.
 	Advisory func() any
+
+	// Token, when not empty, is the bearer token every call needs except
+	// GET /healthz and GET /readyz (probes of orchestrators carry no secret).
+	Token string
+	// MaxBodyBytes limits request bodies (default 64 KiB).
+	MaxBodyBytes int64
+	// RemoveGrace is how long a removed backend may finish its in-flight
+	// requests before its actor stops (default 30s).
+	RemoveGrace time.Duration
+	// Changed, when set, is called after every successful change (the state
+	// file's writer); it returns once the change is durable.
+	Changed func(ctx context.Context) error
+	// Checks are extra subsystem probes for /admin/selftest, by name.
+	Checks map[string]func(ctx context.Context) error
 }
 
 // Server is the admin HTTP handler.
@@ -59,13 +73,16 @@ func New(o Options) *Server {
 	if o.AskTimeout <= 0 {
 		o.AskTimeout = 2 * time.Second
 	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 64 << 10
+	}
+	if o.RemoveGrace <= 0 {
+		o.RemoveGrace = 30 * time.Second
+	}
 	s := &Server{o: o, mux: http.NewServeMux()}
 	s.routes()
 	return s
 }
-
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 // Handle adds a route; other packages extend the admin surface with it.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
@@ -81,6 +98,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /debug/config", s.debugConfig)
 	s.mux.HandleFunc("GET /admin/metrics/json", s.metricsJSON)
 	s.mux.HandleFunc("GET /admin/advisory", s.advisory)
+	s.mux.HandleFunc("GET /admin/selftest", s.selftest)
+	s.backendRoutes()
+	s.policyRoutes()
+	s.canaryRoutes()
 	if s.o.Gatherer != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelWarn)}))
 	}

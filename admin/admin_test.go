@@ -1,0 +1,245 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/lbd/lbd/actor"
+	"github.com/lbd/lbd/backendactor"
+	"github.com/lbd/lbd/scheduler"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+const (
+	b1 = "http://127.0.0.1:9001"
+	b2 = "http://127.0.0.1:9002"
+)
+
+// fixture is an admin server over a real scheduler with two backends.
+type fixture struct {
+	srv     *httptest.Server
+	sched   *scheduler.Scheduler
+	reg     *actor.Registry
+	changes atomic.Int64
+}
+
+func newFixture(t testing.TB, mutate func(*Options)) *fixture {
+	t.Helper()
+	reg := actor.NewRegistry()
+	sched, err := scheduler.New(scheduler.Config{Policy: "rr", Registry: reg, Logger: quiet,
+		Backend: backendactor.Config{Warmup: 30 * time.Second, WarmupMinPercent: 10,
+			Breaker: backendactor.BreakerConfig{FailureThreshold: 5, OpenFor: time.Second, HalfOpenProbes: 1}}})
+	require.NoError(t, err)
+	for _, u := range []string{b1, b2} {
+		_, err := sched.Add(t.Context(), scheduler.Spec{URL: u, Weight: 1, Initial: true})
+		require.NoError(t, err)
+	}
+	f := &fixture{sched: sched, reg: reg}
+	o := Options{Scheduler: sched, Registry: reg, Gatherer: prometheus.NewRegistry(), Logger: quiet,
+		RemoveGrace: time.Second,
+		Changed:     func(context.Context) error { f.changes.Add(1); return nil }}
+	if mutate != nil {
+		mutate(&o)
+	}
+	f.srv = httptest.NewServer(New(o))
+	t.Cleanup(func() {
+		f.srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, sched.Stop(ctx))
+	})
+	return f
+}
+
+// call sends one request and decodes a JSON answer into a map.
+func (f *fixture) call(t *testing.T, method, path, body string, hdr ...string) (*http.Response, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, f.srv.URL+path, rd)
+	require.NoError(t, err)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := f.srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var m map[string]any
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		require.NoError(t, json.Unmarshal(raw, &m), "body %s", raw)
+	}
+	return resp, m
+}
+
+func TestEndpoints(t *testing.T) {
+	f := newFixture(t, nil)
+	const b3 = "http://127.0.0.1:9003"
+	steps := []struct {
+		method, path, body string
+		status             int
+		want               map[string]any // fields the answer must carry
+	}{
+		{"POST", "/admin/backends", `{"url":"http://127.0.0.1:9003/","weight":3,"max_inflight":7}`, 201,
+			map[string]any{"url": b3, "weight": 3.0, "max_inflight": 7.0, "state": "warming"}},
+		{"POST", "/admin/backends", `{"url":"` + b3 + `"}`, 409, nil},
+		{"POST", "/admin/backend/add?url=http://127.0.0.1:9003&weight=2", "", 409, nil},
+		{"POST", "/admin/backend/weight?url=" + b3 + "&weight=5", "", 200, map[string]any{"weight": 5.0}},
+		{"POST", "/admin/backend/cap?url=" + b3 + "&max_inflight=0", "", 200, map[string]any{"max_inflight": 0.0}},
+		{"POST", "/admin/drain?url=" + b3, "", 200, map[string]any{"state": "draining", "draining": true}},
+		{"POST", "/admin/undrain?url=" + b3, "", 200, map[string]any{"draining": false}},
+		{"POST", "/admin/backend/warm-reset?url=" + b3, "", 200, map[string]any{"url": b3}},
+		{"POST", "/admin/canary/set?url=" + b3 + "&percent=12.5", "", 200, map[string]any{"backend": b3, "percent": 12.5}},
+		{"GET", "/admin/canary", "", 200, map[string]any{"backend": b3, "percent": 12.5}},
+		{"POST", "/admin/canary/clear", "", 200, map[string]any{"backend": "", "percent": 0.0}},
+		{"GET", "/admin/policy", "", 200, map[string]any{"policy": "rr"}},
+		{"PUT", "/admin/policy", `{"policy":"lc","sticky":{"enabled":true,"key":"header:X-User"}}`, 200,
+			map[string]any{"policy": "lc", "sticky": map[string]any{"enabled": true, "key": "header:X-User"}}},
+		{"POST", "/admin/policy?name=wrr&sticky=off", "", 200,
+			map[string]any{"policy": "wrr", "sticky": map[string]any{"enabled": false, "key": ""}}},
+		{"DELETE", "/admin/backends?url=" + b3, "", 200, map[string]any{"removed": b3}},
+		{"POST", "/admin/backend/add?url=" + b3 + "&weight=2", "", 201, map[string]any{"url": b3, "weight": 2.0}},
+		{"POST", "/admin/backend/remove?url=" + b3, "", 200, map[string]any{"removed": b3}},
+		{"GET", "/admin/selftest", "", 200, map[string]any{"ok": true}},
+		{"GET", "/readyz", "", 200, map[string]any{"ready": true, "eligible": 2.0}},
+	}
+	for _, s := range steps {
+		resp, m := f.call(t, s.method, s.path, s.body)
+		require.Equal(t, s.status, resp.StatusCode, "%s %s: %v", s.method, s.path, m)
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+		if s.status >= 400 {
+			require.NotEmpty(t, m["error"], "%s %s", s.method, s.path)
+		}
+		for k, v := range s.want {
+			require.Equal(t, v, m[k], "%s %s: field %s in %v", s.method, s.path, k, m)
+		}
+	}
+	require.EqualValues(t, 13, f.changes.Load(), "every successful change is reported once")
+	resp, m := f.call(t, "GET", "/admin/backends", "")
+	require.Equal(t, 200, resp.StatusCode)
+	require.Len(t, m["backends"], 2)
+}
+
+func TestErrors(t *testing.T) {
+	f := newFixture(t, nil)
+	big := `{"url":"` + strings.Repeat("a", 70<<10) + `"}`
+	cases := []struct {
+		name, method, path, body string
+		status                   int
+		mention                  string // the message names the field
+	}{
+		{"bad url", "POST", "/admin/drain?url=ftp://x", "", 400, "url"},
+		{"missing url", "POST", "/admin/drain", "", 400, "url"},
+		{"unknown backend", "POST", "/admin/drain?url=http://127.0.0.1:1", "", 404, "url"},
+		{"unknown backend remove", "DELETE", "/admin/backends?url=http://127.0.0.1:1", "", 404, "url"},
+		{"cap not a number", "POST", "/admin/backend/cap?url=" + b1 + "&max_inflight=x", "", 400, "max_inflight"},
+		{"cap missing", "POST", "/admin/backend/cap?url=" + b1, "", 400, "max_inflight"},
+		{"cap negative", "POST", "/admin/backend/cap?url=" + b1 + "&max_inflight=-1", "", 400, "max_inflight"},
+		{"weight zero", "POST", "/admin/backend/weight?url=" + b1 + "&weight=0", "", 400, "weight"},
+		{"add weight out of range", "POST", "/admin/backend/add?url=http://127.0.0.1:9009&weight=100000", "", 400, "weight"},
+		{"add bad protocol", "POST", "/admin/backends", `{"url":"http://127.0.0.1:9009","protocol":"h3"}`, 400, "protocol"},
+		{"add unknown field", "POST", "/admin/backends", `{"url":"http://127.0.0.1:9009","wieght":2}`, 400, "wieght"},
+		{"add wrong type", "POST", "/admin/backends", `{"url":"http://127.0.0.1:9009","weight":"2"}`, 400, "weight"},
+		{"add empty body", "POST", "/admin/backends", ``, 400, "body"},
+		{"add not json", "POST", "/admin/backends", `{`, 400, "body"},
+		{"add too big", "POST", "/admin/backends", big, 413, "body"},
+		{"policy unknown", "PUT", "/admin/policy", `{"policy":"random"}`, 400, "policy"},
+		{"sticky key bad", "PUT", "/admin/policy", `{"sticky":{"enabled":true,"key":"tls"}}`, 400, "sticky"},
+		{"policy query empty", "POST", "/admin/policy", "", 400, "name"},
+		{"sticky not a switch", "POST", "/admin/policy?sticky=maybe", "", 400, "sticky"},
+		{"canary percent", "POST", "/admin/canary/set?url=" + b1 + "&percent=101", "", 400, "percent"},
+		{"canary percent missing", "POST", "/admin/canary/set?url=" + b1, "", 400, "percent"},
+		{"canary unknown backend", "POST", "/admin/canary/set?url=http://127.0.0.1:1&percent=5", "", 404, "canary"},
+		{"method", "GET", "/admin/drain?url=" + b1, "", 405, "POST"},
+		{"method on rest form", "PATCH", "/admin/backends", "", 405, "GET"},
+		{"no such path", "GET", "/admin/nope", "", 404, "endpoint"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, m := f.call(t, c.method, c.path, c.body)
+			require.Equal(t, c.status, resp.StatusCode, "%v", m)
+			msg, _ := m["error"].(string)
+			require.Contains(t, msg, c.mention)
+			if c.status == 405 {
+				require.NotEmpty(t, resp.Header.Get("Allow"))
+			}
+		})
+	}
+	require.Zero(t, f.changes.Load(), "a rejected call changes nothing")
+}
+
+func TestToken(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Token = "s3cret" })
+	for _, p := range []string{"/admin/backends", "/metrics", "/debug/actors", "/admin/selftest"} {
+		resp, m := f.call(t, "GET", p, "")
+		require.Equal(t, 401, resp.StatusCode, p)
+		require.Contains(t, resp.Header.Get("WWW-Authenticate"), "Bearer")
+		require.NotEmpty(t, m["error"])
+		resp, _ = f.call(t, "GET", p, "", "Authorization", "Bearer wrong")
+		require.Equal(t, 401, resp.StatusCode, p)
+		resp, _ = f.call(t, "GET", p, "", "Authorization", "Bearer s3cret")
+		require.Equal(t, 200, resp.StatusCode, p)
+	}
+	resp, _ := f.call(t, "POST", "/admin/drain?url="+b1, "", "Authorization", "Basic s3cret")
+	require.Equal(t, 401, resp.StatusCode)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, _ := f.call(t, "GET", p, "")
+		require.Equal(t, 200, resp.StatusCode, "%s needs no token", p)
+	}
+}
+
+func TestSelftestFailures(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.AskTimeout = 200 * time.Millisecond
+		o.Checks = map[string]func(context.Context) error{"health": func(context.Context) error { return context.DeadlineExceeded }}
+	})
+	// Every backend drained: the picker has nothing to pick.
+	for _, u := range []string{b1, b2} {
+		resp, _ := f.call(t, "POST", "/admin/drain?url="+u, "")
+		require.Equal(t, 200, resp.StatusCode)
+	}
+	// A stuck actor does not answer its ping.
+	release := make(chan struct{})
+	defer close(release)
+	stuck := actor.Spawn(f.reg, blocker{}, actor.Options{Name: "stuck", Kind: "test", Logger: quiet})
+	defer stuck.Stop()
+	require.NoError(t, stuck.Tell(release))
+
+	resp, m := f.call(t, "GET", "/admin/selftest", "")
+	require.Equal(t, 500, resp.StatusCode)
+	require.Equal(t, false, m["ok"])
+	failed := map[string]string{}
+	for _, c := range m["checks"].([]any) {
+		c := c.(map[string]any)
+		if c["ok"] == false {
+			failed[c["name"].(string)] = c["detail"].(string)
+		}
+	}
+	require.Contains(t, failed["actors"], "stuck")
+	require.Contains(t, failed["scheduler"], "cannot pick")
+	require.Contains(t, failed, "health")
+	require.NotContains(t, failed, "metrics")
+}
+
+// blocker blocks on the channel it is sent until that channel closes.
+type blocker struct{}
+
+func (blocker) Receive(msg any) { <-msg.(chan struct{}) }

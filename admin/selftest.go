@@ -1,0 +1,122 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lbd/lbd/backendactor"
+)
+
+// GET /admin/selftest asks each subsystem within one deadline: every
+// registered actor answers a ping (its loop takes messages), the scheduler
+// answers and its picker can pick (the slot is given back at once), the
+// metrics registry gathers, and any extra checks the daemon registered
+// (Options.Checks). 200 when all pass, 500 with the details otherwise.
+
+// checkResult is one line of the selftest report.
+type checkResult struct {
+	Name     string  `json:"name"`
+	OK       bool    `json:"ok"`
+	Detail   string  `json:"detail,omitempty"`
+	Millis   float64 `json:"duration_ms"`
+	duration time.Duration
+}
+
+type selftestReport struct {
+	OK     bool          `json:"ok"`
+	Checks []checkResult `json:"checks"`
+}
+
+func (s *Server) selftest(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	checks := map[string]func(context.Context) (string, error){
+		"actors":    s.pingActors,
+		"scheduler": s.pickOnce,
+		"metrics":   s.gather,
+	}
+	for name, fn := range s.o.Checks {
+		checks[name] = func(ctx context.Context) (string, error) { return "", fn(ctx) }
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	rep := selftestReport{OK: true}
+	for name, fn := range checks {
+		wg.Go(func() {
+			start := time.Now()
+			detail, err := fn(ctx)
+			c := checkResult{Name: name, OK: err == nil, Detail: detail}
+			if err != nil {
+				c.Detail = err.Error()
+			}
+			c.Millis = float64(time.Since(start).Microseconds()) / 1000
+			mu.Lock()
+			rep.Checks = append(rep.Checks, c)
+			rep.OK = rep.OK && c.OK
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	sort.Slice(rep.Checks, func(i, j int) bool { return rep.Checks[i].Name < rep.Checks[j].Name })
+	status := http.StatusOK
+	if !rep.OK {
+		status = http.StatusInternalServerError
+	}
+	writeJSON(w, status, rep)
+}
+
+// pingActors pings every registered actor at once and names the silent ones.
+func (s *Server) pingActors(ctx context.Context) (string, error) {
+	refs := s.o.Registry.Refs()
+	errs := make([]error, len(refs))
+	var wg sync.WaitGroup
+	for i, ref := range refs {
+		wg.Go(func() { errs[i] = ref.Ping(ctx) })
+	}
+	wg.Wait()
+	var silent []string
+	for i, err := range errs {
+		if err != nil {
+			silent = append(silent, refs[i].Name())
+		}
+	}
+	if len(silent) > 0 {
+		return "", fmt.Errorf("%d of %d actors did not answer: %s", len(silent), len(refs), strings.Join(silent, ", "))
+	}
+	return fmt.Sprintf("%d actors answered", len(refs)), nil
+}
+
+// pickOnce asks the scheduler for its status and picks through the current
+// picker, releasing the slot as a canceled request so no statistics move.
+func (s *Server) pickOnce(ctx context.Context) (string, error) {
+	st, err := s.o.Scheduler.Status(ctx)
+	if err != nil {
+		return "", fmt.Errorf("scheduler did not answer: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+	if err != nil {
+		return "", err
+	}
+	h, err := s.o.Scheduler.Picker().Pick(req, "selftest", nil)
+	if err != nil {
+		return "", fmt.Errorf("policy %s over %d backends cannot pick: %w", st.Policy, len(st.Backends), err)
+	}
+	h.Release(0, backendactor.Canceled)
+	return fmt.Sprintf("policy %s picked %s", st.Policy, h.URL()), nil
+}
+
+func (s *Server) gather(context.Context) (string, error) {
+	if s.o.Gatherer == nil {
+		return "no metrics registry", nil
+	}
+	mfs, err := s.o.Gatherer.Gather()
+	if err != nil {
+		return "", fmt.Errorf("gathering metrics: %w", err)
+	}
+	return fmt.Sprintf("%d metric families", len(mfs)), nil
+}
