@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,6 +47,16 @@ type App struct {
 	health   *controller.HealthChecker
 	outliers *controller.OutlierDetector
 
+	// live is the effective configuration (/debug/config): the file, with
+	// the state file on top at start, replaced by each successful reload.
+	// fileCfg is the file as last applied, which Reload diffs against; both
+	// are written under reloadMu.
+	live     atomic.Pointer[config.Config]
+	fileCfg  *config.Config
+	reloadMu sync.Mutex
+	reloads  *prometheus.CounterVec
+	state    *stateWriter // nil without state_file
+
 	dataLn, adminLn   net.Listener
 	dataSrv, adminSrv *http.Server
 	accessOut         io.Closer
@@ -54,11 +65,34 @@ type App struct {
 
 // NewApp builds every actor and handler from cfg; Start opens the listeners.
 func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
-	a := &App{cfg: cfg, log: log, registry: actor.NewRegistry(), prom: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, fileCfg: cfg, log: log, registry: actor.NewRegistry(), prom: prometheus.NewRegistry()}
 	a.prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "lbd_config_reloads_total", Help: "Config file reloads (SIGHUP), by result (success or failure).",
+	}, []string{"result"})
+	a.reloads.WithLabelValues("success") // both series exist from the start, at 0
+	a.reloads.WithLabelValues("failure")
+	a.prom.MustRegister(a.reloads)
+	token, err := adminToken(cfg, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	eff := cfg
+	var drained []string
+	if cfg.StateFile != "" {
+		r, err := restoreState(cfg.StateFile, cfg, time.Now())
+		if err != nil {
+			log.Error("state file not restored", "err", err)
+		}
+		if r != nil {
+			eff, drained = r.cfg, r.drained
+			log.Info("state restored on top of the config file", "state_file", cfg.StateFile,
+				"backends", len(eff.Backends), "drained", len(drained), "policy", eff.Policy)
+		}
+	}
+	a.live.Store(eff)
 
 	if cfg.TLS.CertFile != "" {
-		var err error
 		if a.certs, err = newCertStore(cfg.TLS, time.Now); err != nil {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
@@ -69,7 +103,7 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 	}
 
 	sched, err := scheduler.New(scheduler.Config{
-		Policy: cfg.Policy, StickyEnabled: cfg.Sticky.Enabled, StickyKey: cfg.Sticky.Key,
+		Policy: eff.Policy, StickyEnabled: eff.Sticky.Enabled, StickyKey: eff.Sticky.Key,
 		Backend:  backendTemplate(cfg),
 		Registry: a.registry, Logger: log,
 	})
@@ -79,7 +113,7 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.sched = sched
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, b := range cfg.Backends {
+	for _, b := range eff.Backends {
 		u, err := config.NormalizeURL(b.URL)
 		if err != nil {
 			return nil, errors.Join(err, a.sched.Stop(ctx))
@@ -88,10 +122,17 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 			return nil, errors.Join(err, a.sched.Stop(ctx))
 		}
 	}
-	if cfg.Canary.Backend != "" && cfg.Canary.Percent > 0 {
-		u, _ := config.NormalizeURL(cfg.Canary.Backend)
-		if err := sched.SetCanary(ctx, u, cfg.Canary.Percent); err != nil {
+	if eff.Canary.Backend != "" && eff.Canary.Percent > 0 {
+		u, _ := config.NormalizeURL(eff.Canary.Backend)
+		if err := sched.SetCanary(ctx, u, eff.Canary.Percent); err != nil {
 			return nil, errors.Join(err, a.sched.Stop(ctx))
+		}
+	}
+	for _, u := range drained {
+		if h := sched.Lookup(u); h != nil {
+			if err := h.Drain(ctx); err != nil {
+				return nil, errors.Join(err, a.sched.Stop(ctx))
+			}
 		}
 	}
 
@@ -135,14 +176,23 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
+	var changed func(context.Context) error
+	if cfg.StateFile != "" {
+		a.state = startStateWriter(a.registry, cfg.StateFile, sched, log)
+		changed = a.state.Persist
+	}
 	a.admin = admin.New(admin.Options{
 		Scheduler: sched, Registry: a.registry, Gatherer: a.prom, Logger: log,
-		Config:  func() *config.Config { return a.cfg },
+		Token: token, RemoveGrace: cfg.ShutdownGrace.D(), Changed: changed,
+		Config:  a.Config,
 		Traffic: a.trafficFigures, Admission: func() any { return a.AdmissionStatus() }, Advisory: a.advisoryReport,
 	})
 	a.admin.Handle(admin.OutliersPath, admin.OutliersHandler(a.outlierReport))
 	return a, nil
 }
+
+// Config returns the effective configuration.
+func (a *App) Config() *config.Config { return a.live.Load() }
 
 func closeIfAny(c io.Closer) error {
 	if c == nil {
@@ -274,6 +324,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.proxy.Close()
 	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
+	if a.state != nil { // before the scheduler: a write in hand asks it
+		errs = append(errs, a.state.Stop(stopCtx))
+	}
 	errs = append(errs, a.stopObservers(stopCtx), a.stopFailureDetection(stopCtx), a.sched.Stop(stopCtx))
 	if a.limiter != nil {
 		errs = append(errs, a.limiter.Stop(stopCtx))

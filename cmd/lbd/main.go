@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -97,9 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	s := <-sig
 	for ; s == syscall.SIGHUP; s = <-sig {
-		if err := app.ReloadTLS(); err != nil {
-			log.Error("reload refused; still serving the previous certificate", "err", err)
-		}
+		reloadFile(app, f, cfg, log)
 	}
 	log.Info("shutting down", "signal", s.String(), "grace", cfg.ShutdownGrace.D().String())
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.D())
@@ -108,6 +107,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("shutdown", "err", err)
 	}
 	return 0
+}
+
+// reloadFile handles one SIGHUP: load the file used at start, apply flags
+// and environment, validate, then apply. On any error lbd keeps running the
+// configuration it has and logs why.
+func reloadFile(app *App, f flags, started *config.Config, log *slog.Logger) {
+	next, err := loadConfig(f)
+	if err != nil {
+		app.countReload(err)
+		log.Error("config reload refused; keeping the running configuration", "err", err)
+		return
+	}
+	if f.demo { // the demo backends are not in any file
+		next.Backends = slices.Clone(started.Backends)
+	}
+	if err := app.Reload(next); err != nil {
+		log.Error("config reload failed", "err", err)
+		return
+	}
+	log.Info("config reloaded", "backends", len(next.Backends), "policy", next.Policy)
 }
 
 // loadConfig applies API.md's precedence: flags, then environment, then

@@ -155,10 +155,11 @@ func checkFiles(cfg *config.Config, now time.Time) []config.Problem {
 // ReloadTLS reads the configured certificate and key again and serves them
 // from the next handshake on. A pair that does not load, does not match, or
 // is not valid now is refused with an error, and the current one stays.
-// SIGHUP calls it (main.go); a config reload should call it once the new
-// config is in place, so that new tls file paths take effect.
-func (a *App) ReloadTLS() error {
-	c := a.cfg.TLS
+// Reload calls it with the new config's tls section (reload.go), so that
+// new tls file paths take effect.
+func (a *App) ReloadTLS() error { return a.reloadTLS(a.Config().TLS) }
+
+func (a *App) reloadTLS(c config.TLS) error {
 	switch {
 	case a.certs == nil && c.CertFile == "":
 		return nil

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lbd/lbd/backendactor"
+	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/scheduler"
+)
+
+// The state file keeps what the admin API changed across restarts: the
+// backend set with weights, caps and drains, the policy and the canary. It
+// is restored at start on top of the config file (the state wins), and is
+// rewritten after every successful admin change and reload by the state
+// writer actor (statewriter.go), the file's only writer.
+
+// stateVersion is the format's version; a file of another version is set aside.
+const stateVersion = 1
+
+// savedState is the state file's JSON.
+type savedState struct {
+	Version  int            `json:"version"`
+	Backends []savedBackend `json:"backends"`
+	Policy   string         `json:"policy"`
+	Sticky   config.Sticky  `json:"sticky"`
+	Canary   config.Canary  `json:"canary"`
+}
+
+type savedBackend struct {
+	URL         string `json:"url"`
+	Weight      int    `json:"weight"`
+	MaxInflight int    `json:"max_inflight"`
+	Draining    bool   `json:"draining"`
+	Protocol    string `json:"protocol,omitempty"`
+}
+
+// restored is what NewApp applies from a state file.
+type restored struct {
+	cfg     *config.Config // the config with the state on top
+	drained []string       // normalised URLs to drain once added
+}
+
+// restoreState reads path and lays it over cfg. A missing file restores
+// nothing. A file that cannot be read, parsed or validated is renamed to
+// <path>.corrupt-<unix seconds> so the operator can inspect it, and the
+// config file alone applies; the returned error says what happened.
+func restoreState(path string, cfg *config.Config, now time.Time) (*restored, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state_file %s: %w", path, err)
+	}
+	r, perr := parseState(data, cfg)
+	if perr == nil {
+		return r, nil
+	}
+	aside := fmt.Sprintf("%s.corrupt-%d", path, now.Unix())
+	if err := os.Rename(path, aside); err != nil {
+		return nil, fmt.Errorf("state_file %s is unusable (%v) and could not be set aside: %w", path, perr, err)
+	}
+	return nil, fmt.Errorf("state_file %s is unusable, moved to %s; starting from the config file alone: %w", path, aside, perr)
+}
+
+func parseState(data []byte, cfg *config.Config) (*restored, error) {
+	var st savedState
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return nil, fmt.Errorf("decoding: %w", err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("version %d, want %d", st.Version, stateVersion)
+	}
+	out := cfg.Clone()
+	out.Policy, out.Sticky, out.Canary = st.Policy, st.Sticky, st.Canary
+	out.Backends = nil
+	r := &restored{cfg: out}
+	for _, b := range st.Backends {
+		nb := config.Backend{URL: b.URL, Weight: b.Weight, MaxInflight: b.MaxInflight, Protocol: b.Protocol}
+		for _, cb := range cfg.Backends { // TLS details live only in the config file
+			if same(cb.URL, b.URL) {
+				nb.CAFile, nb.ServerName = cb.CAFile, cb.ServerName
+			}
+		}
+		out.Backends = append(out.Backends, nb)
+		if b.Draining {
+			u, _ := config.NormalizeURL(b.URL)
+			r.drained = append(r.drained, u)
+		}
+	}
+	if err := out.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid: %w", err)
+	}
+	return r, nil
+}
+
+// same reports whether two backend URLs name the same backend.
+func same(a, b string) bool {
+	na, err1 := config.NormalizeURL(a)
+	nb, err2 := config.NormalizeURL(b)
+	return err1 == nil && err2 == nil && na == nb
+}
+
+// currentState reads the running settings: the scheduler's status by ask,
+// each backend's weight, cap and drain from its published snapshot.
+func currentState(ctx context.Context, sched *scheduler.Scheduler) (savedState, error) {
+	st, err := sched.Status(ctx)
+	if err != nil {
+		return savedState{}, err
+	}
+	out := savedState{Version: stateVersion, Policy: st.Policy, Backends: []savedBackend{},
+		Sticky: config.Sticky{Enabled: st.StickyEnabled, Key: st.StickyKey},
+		Canary: config.Canary{Backend: st.CanaryURL, Percent: st.CanaryPercent}}
+	if out.Sticky.Key == "" {
+		out.Sticky.Key = "ip"
+	}
+	for _, u := range st.Backends {
+		h := sched.Lookup(u)
+		if h == nil {
+			continue // removed since the status was taken; the next write has it right
+		}
+		s := h.Snapshot()
+		out.Backends = append(out.Backends, savedBackend{URL: u, Weight: s.Weight, MaxInflight: int(s.MaxInflight),
+			Draining: s.State == backendactor.StateDraining, Protocol: h.Protocol()})
+	}
+	return out, nil
+}
+
+// writeFileAtomic replaces path with data so that a crash leaves either the
+// old or the new file: temp file in the same directory, fsync, rename,
+// fsync of the directory.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".lbd-state-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(tmp, 0o600)
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return werr
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/lbd/lbd/config"
+)
+
+// adminToken returns the admin bearer token: env LB_ADMIN_TOKEN wins over
+// admin.token_file, read once at start with surrounding whitespace (the
+// newline editors add) trimmed. "" means no token. A token file that is
+// missing or empty is an error: the operator asked for protection.
+func adminToken(cfg *config.Config, getenv func(string) string) (string, error) {
+	if t := strings.TrimSpace(getenv("LB_ADMIN_TOKEN")); t != "" {
+		return t, nil
+	}
+	if cfg.Admin.TokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(cfg.Admin.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("admin.token_file: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", errors.New("admin.token_file: " + cfg.Admin.TokenFile + " is empty; put the bearer token in it")
+	}
+	return t, nil
+}
