@@ -30,9 +30,9 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		st.status = 499 // nginx's "client closed request"; never sent
 	case isTimeout(err):
-		st.WriteHeader(http.StatusGatewayTimeout)
+		st.fail(http.StatusGatewayTimeout, "")
 	default:
-		st.WriteHeader(http.StatusBadGateway)
+		st.fail(http.StatusBadGateway, "")
 	}
 	if !errors.Is(err, context.Canceled) {
 		h.log.Debug("upstream error", "req_id", st.id, "err", err)

@@ -113,6 +113,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", st.id)
 	st.client = h.opts.ClientIP(r)
+	if isGRPC(r.Header) {
+		st.grpc = newGRPCCall(r.Header, st.start)
+	}
 	if !h.limitBody(w, r, st) {
 		h.finish(st, r)
 		return

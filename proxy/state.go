@@ -27,6 +27,7 @@ type reqState struct {
 	tries      [maxTries]*backendactor.Handle
 	attempts   int
 	rejected   string       // X-Lbd-Reject reason, if lbd answered itself
+	grpc       *grpcCall    // set for gRPC calls: lbd answers them in gRPC
 	upgrade    *upgradeConn // set when the request asks to switch protocols (websocket.go)
 	admitter   Admitter     // to tell when the request is over; nil once told
 }
@@ -89,7 +90,22 @@ func (s *reqState) reject(status int, reason string, retryAfter time.Duration) {
 	if retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((retryAfter+time.Second-1)/time.Second)))
 	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
+	s.fail(status, reason)
+}
+
+// fail writes lbd's own error answer: the status with a short text body, or
+// for a gRPC call a Trailers-Only answer whose grpc-status says what went
+// wrong in gRPC's terms (grpcAnswer).
+func (s *reqState) fail(status int, reason string) {
+	if s.grpc != nil {
+		s.grpcFail(status, reason)
+		return
+	}
+	s.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	s.WriteHeader(status)
-	_, _ = s.Write([]byte(http.StatusText(status) + ": " + reason + "\n"))
+	msg := http.StatusText(status)
+	if reason != "" {
+		msg += ": " + reason
+	}
+	_, _ = s.Write([]byte(msg + "\n"))
 }

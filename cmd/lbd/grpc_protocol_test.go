@@ -250,8 +250,8 @@ func TestGRPCServerTroubleOpensTheBreaker(t *testing.T) {
 	require.Eventually(t, func() bool { return h.Snapshot().Breaker == backendactor.Open }, 10*time.Second, 5*time.Millisecond,
 		"three UNAVAILABLE answers in a row open the breaker, as three 503s would")
 	_, err := c.UnaryCall(callCtx(t), &testpb.SimpleRequest{})
-	require.Equal(t, codes.Unavailable, status.Code(err), "lbd's own 503 no-backend reads as UNAVAILABLE to a gRPC client")
-	require.Contains(t, status.Convert(err).Message(), "503")
+	require.Equal(t, codes.Unavailable, status.Code(err), "lbd answers its own 503 no-backend in gRPC: UNAVAILABLE")
+	require.Equal(t, "lbd: service unavailable (no-backend)", status.Convert(err).Message())
 }
 
 func TestGRPCOverTLS(t *testing.T) {
