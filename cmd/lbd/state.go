@@ -90,7 +90,13 @@ func parseState(data []byte, cfg *config.Config) (*restored, error) {
 		for _, cb := range cfg.Backends { // TLS details live only in the config file
 			if same(cb.URL, b.URL) {
 				nb.CAFile, nb.ServerName = cb.CAFile, cb.ServerName
+				if nb.Protocol == "" {
+					nb.Protocol = cb.Protocol
+				}
 			}
+		}
+		if nb.Protocol == "" {
+			nb.Protocol = "http1"
 		}
 		out.Backends = append(out.Backends, nb)
 		if b.Draining {

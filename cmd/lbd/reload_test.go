@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lbd/lbd/cmd/internal/synth"
+	"github.com/lbd/lbd/config"
+)
+
+// writeConfig writes cfg as a config file.
+func writeConfig(t *testing.T, path string, cfg *config.Config) {
+	t.Helper()
+	b, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+}
+
+// Reload under load: 20 SIGHUP-style reloads alternating between configs
+// with and without a third backend, broken files in between, while GETs
+// flow: no client sees an error, broken files change nothing, and every
+// reload is counted by result.
+func TestReloadUnderLoad(t *testing.T) {
+	bs := startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b"}, synth.Knobs{Name: "c"})
+	fast := func(c *config.Config) {
+		c.Health.Interval, c.Health.Timeout = config.Duration(50*time.Millisecond), config.Duration(40*time.Millisecond)
+		c.Health.Rise = 1
+	}
+	two, three := testConfig(bs[:2], fast), testConfig(bs, fast)
+	three.Backends[2].Weight = 2
+	three.Policy = "lc"
+	dir := t.TempDir()
+	paths := map[string]string{"two": filepath.Join(dir, "two.json"), "three": filepath.Join(dir, "three.json"),
+		"broken": filepath.Join(dir, "broken.json"), "invalid": filepath.Join(dir, "invalid.json")}
+	writeConfig(t, paths["two"], two)
+	writeConfig(t, paths["three"], three)
+	require.NoError(t, os.WriteFile(paths["broken"], []byte(`{"backends": [`), 0o600))
+	require.NoError(t, os.WriteFile(paths["invalid"], []byte(`{"backends":[{"url":"ftp://x","weight":1}],"polcy":"rr"}`), 0o600))
+
+	l := startLBD(t, bs[:2], fast)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	status := func() (string, []string) {
+		st, err := l.app.sched.Status(context.Background())
+		require.NoError(t, err)
+		return st.Policy, st.Backends
+	}
+	actors := l.app.registry.Len()
+	stop := make(chan struct{})
+	totals := loadWhile(l.url, stop)
+	failures := 0
+	for i := range 20 {
+		name, wantPolicy, want := "three", "lc", 3
+		if i%2 == 1 {
+			name, wantPolicy, want = "two", "p2c-ewma", 2
+		}
+		reloadFile(l.app, flags{config: paths[name]}, nil, log)
+		policy, backends := status()
+		require.Equal(t, wantPolicy, policy, "reload %d (%s)", i, name)
+		require.Len(t, backends, want, "reload %d (%s)", i, name)
+		if i%5 == 2 {
+			for _, bad := range []string{"broken", "invalid"} {
+				reloadFile(l.app, flags{config: paths[bad]}, nil, log)
+				failures++
+				p2, b2 := status()
+				require.Equal(t, policy, p2, "a %s file changes nothing", bad)
+				require.Equal(t, backends, b2, "a %s file changes nothing", bad)
+			}
+		}
+		if i == 10 { // let the third backend be probed and take traffic once
+			waitFor(t, 5*time.Second, "the added backend to become eligible", func() bool {
+				h := l.app.sched.Lookup(bs[2].URL())
+				return h != nil && h.Snapshot().Eligible
+			})
+		}
+	}
+	close(stop)
+	tot := <-totals
+	require.Zero(t, tot.errors, "transport errors")
+	require.Empty(t, tot.other, "non-200 answers")
+	require.Positive(t, tot.ok)
+	require.Equal(t, 20.0, testutil.ToFloat64(l.app.reloads.WithLabelValues("success")))
+	require.Equal(t, float64(failures), testutil.ToFloat64(l.app.reloads.WithLabelValues("failure")))
+	waitFor(t, 10*time.Second, "removed backend actors to stop", func() bool { return l.app.registry.Len() == actors })
+	require.Equal(t, "p2c-ewma", l.app.Config().Policy, "the effective config follows the last good reload")
+	t.Logf("reload: %d GETs, all 200, over 20 reloads and %d refused", tot.ok, failures)
+}
+
+func TestRestartOnly(t *testing.T) {
+	a := config.Default()
+	b := a.Clone()
+	b.Policy, b.Backends = "rr", []config.Backend{{URL: "http://x:1", Weight: 1}}
+	require.Empty(t, restartOnly(a, b), "backends and policy are applied live")
+	b.Listen, b.Retries.Max = ":9999", 3
+	require.Equal(t, []string{"listen", "retries"}, restartOnly(a, b))
+}
