@@ -196,3 +196,22 @@ func TestSelftestEndToEnd(t *testing.T) {
 	require.Equal(t, http.StatusMethodNotAllowed, code)
 	require.Contains(t, m["error"], "POST")
 }
+
+// /debug/config is the effective configuration: admin changes show in it.
+func TestDebugConfigFollowsAdmin(t *testing.T) {
+	bs := startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b"})
+	l := startLBD(t, bs[:1], nil)
+	urls := func() []string {
+		var out []string
+		for _, b := range mustAdmin(t, l.adminURL, "GET", "/debug/config", "")["backends"].([]any) {
+			out = append(out, b.(map[string]any)["url"].(string))
+		}
+		return out
+	}
+	mustAdmin(t, l.adminURL, "POST", "/admin/backend/add?url="+bs[1].URL(), "")
+	mustAdmin(t, l.adminURL, "POST", "/admin/policy?name=rr", "")
+	require.Equal(t, []string{bs[0].URL(), bs[1].URL()}, urls())
+	require.Equal(t, "rr", mustAdmin(t, l.adminURL, "GET", "/debug/config", "")["policy"])
+	mustAdmin(t, l.adminURL, "POST", "/admin/backend/remove?url="+bs[0].URL(), "")
+	require.Equal(t, []string{bs[1].URL()}, urls())
+}

@@ -50,8 +50,10 @@ type App struct {
 	// live is the effective configuration (/debug/config): the file, with
 	// the state file on top at start, replaced by each successful reload.
 	// fileCfg is the file as last applied, which Reload diffs against; both
-	// are written under reloadMu.
+	// are written under reloadMu; live also under liveMu, as admin changes
+	// update it too.
 	live     atomic.Pointer[config.Config]
+	liveMu   sync.Mutex
 	fileCfg  *config.Config
 	reloadMu sync.Mutex
 	reloads  *prometheus.CounterVec
@@ -176,14 +178,12 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
-	var changed func(context.Context) error
 	if cfg.StateFile != "" {
 		a.state = startStateWriter(a.registry, cfg.StateFile, sched, log)
-		changed = a.state.Persist
 	}
 	a.admin = admin.New(admin.Options{
 		Scheduler: sched, Registry: a.registry, Gatherer: a.prom, Logger: log,
-		Token: token, RemoveGrace: cfg.ShutdownGrace.D(), Changed: changed,
+		Token: token, RemoveGrace: cfg.ShutdownGrace.D(), Changed: a.adminChanged,
 		Config:  a.Config,
 		Traffic: a.trafficFigures, Admission: func() any { return a.AdmissionStatus() }, Advisory: a.advisoryReport,
 	})

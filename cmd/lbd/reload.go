@@ -95,13 +95,34 @@ func (a *App) reload(next *config.Config) error {
 		a.log.Warn("config reload: setting changed but needs a restart to take effect", "setting", f)
 	}
 	a.fileCfg = next
+	a.liveMu.Lock()
 	a.live.Store(next)
-	if a.state != nil {
-		if err := a.state.Persist(ctx); err != nil {
-			a.log.Error("config reloaded but the state file was not written", "err", err)
-		}
+	a.liveMu.Unlock()
+	if err := a.adminChanged(ctx); err != nil {
+		a.log.Error("config reloaded but the state file was not written", "err", err)
 	}
 	return errors.Join(errs...)
+}
+
+// adminChanged follows a change made through the admin API or a reload:
+// the effective configuration (/debug/config) takes the running backends,
+// policy, sticky and canary, and the state file, if any, is rewritten
+// before the caller answers.
+func (a *App) adminChanged(ctx context.Context) error {
+	a.liveMu.Lock() // held across the read, so the last change is the one that stays
+	st, err := currentState(ctx, a.sched)
+	if err == nil {
+		eff, _ := overlay(a.Config(), st)
+		a.live.Store(eff)
+	}
+	a.liveMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("reading the running settings: %w", err)
+	}
+	if a.state == nil {
+		return nil
+	}
+	return a.state.Persist(ctx)
 }
 
 // alignBackend sends the weight and cap of nb to the backend's actor where they differ from ob.

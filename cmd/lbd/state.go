@@ -81,10 +81,20 @@ func parseState(data []byte, cfg *config.Config) (*restored, error) {
 	if st.Version != stateVersion {
 		return nil, fmt.Errorf("version %d, want %d", st.Version, stateVersion)
 	}
+	out, drained := overlay(cfg, st)
+	if err := out.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid: %w", err)
+	}
+	return &restored{cfg: out, drained: drained}, nil
+}
+
+// overlay returns a copy of cfg with st's backends, policy, sticky and canary,
+// and the normalised URLs of the drained backends.
+func overlay(cfg *config.Config, st savedState) (*config.Config, []string) {
 	out := cfg.Clone()
 	out.Policy, out.Sticky, out.Canary = st.Policy, st.Sticky, st.Canary
 	out.Backends = nil
-	r := &restored{cfg: out}
+	var drained []string
 	for _, b := range st.Backends {
 		nb := config.Backend{URL: b.URL, Weight: b.Weight, MaxInflight: b.MaxInflight, Protocol: b.Protocol}
 		for _, cb := range cfg.Backends { // TLS details live only in the config file
@@ -101,13 +111,10 @@ func parseState(data []byte, cfg *config.Config) (*restored, error) {
 		out.Backends = append(out.Backends, nb)
 		if b.Draining {
 			u, _ := config.NormalizeURL(b.URL)
-			r.drained = append(r.drained, u)
+			drained = append(drained, u)
 		}
 	}
-	if err := out.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid: %w", err)
-	}
-	return r, nil
+	return out, drained
 }
 
 // same reports whether two backend URLs name the same backend.
