@@ -215,3 +215,48 @@ func TestDebugConfigFollowsAdmin(t *testing.T) {
 	mustAdmin(t, l.adminURL, "POST", "/admin/backend/remove?url="+bs[0].URL(), "")
 	require.Equal(t, []string{bs[1].URL()}, urls())
 }
+
+// A config file edited while lbd was down is not ignored because a state
+// file exists: what the file changed since the state was written wins, the
+// rest of the admin changes stay.
+func TestRestartAppliesFileEdits(t *testing.T) {
+	bs := startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b"}, synth.Knobs{Name: "c"}, synth.Knobs{Name: "d"})
+	state := filepath.Join(t.TempDir(), "state.json")
+	a, b, c, d := bs[0].URL(), bs[1].URL(), bs[2].URL(), bs[3].URL()
+	first, err := NewApp(testConfig(bs[:2], func(c *config.Config) { c.StateFile = state }), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	require.NoError(t, first.Start())
+	adminURL := "http://" + first.AdminAddr()
+	mustAdmin(t, adminURL, "POST", "/admin/backend/cap?url="+a+"&max_inflight=3", "")
+	mustAdmin(t, adminURL, "POST", "/admin/backend/add?url="+c, "")
+	mustAdmin(t, adminURL, "PUT", "/admin/policy", `{"policy":"lc"}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, first.Shutdown(ctx))
+
+	// While down: b leaves the file, d joins, a's weight changes.
+	l := startLBD(t, []*synth.Running{bs[0], bs[3]}, func(cfg *config.Config) {
+		cfg.StateFile = state
+		cfg.Backends[0].Weight = 2
+	})
+	got := map[string]map[string]any{}
+	for _, st := range mustAdmin(t, l.adminURL, "GET", "/admin/backends", "")["backends"].([]any) {
+		m := st.(map[string]any)
+		got[m["url"].(string)] = m
+	}
+	require.Len(t, got, 3)
+	require.NotContains(t, got, b)
+	require.Equal(t, 2.0, got[a]["weight"], "the file's edit")
+	require.Equal(t, 3.0, got[a]["max_inflight"], "the admin's change the file left alone")
+	require.Contains(t, got, c)
+	require.Contains(t, got, d)
+	require.Equal(t, "lc", mustAdmin(t, l.adminURL, "GET", "/admin/policy", "")["policy"])
+
+	raw, err := os.ReadFile(state)
+	require.NoError(t, err)
+	var saved savedState
+	require.NoError(t, json.Unmarshal(raw, &saved))
+	require.NotNil(t, saved.File, "the state records the file it was written against")
+	require.Equal(t, []config.Backend{{URL: a, Weight: 2, Protocol: "http1"}, {URL: d, Weight: 1, Protocol: "http1"}}, saved.File.Backends,
+		"rewritten at start against the edited file")
+}

@@ -49,15 +49,16 @@ type App struct {
 
 	// live is the effective configuration (/debug/config): the file, with
 	// the state file on top at start, replaced by each successful reload.
-	// fileCfg is the file as last applied, which Reload diffs against; both
-	// are written under reloadMu; live also under liveMu, as admin changes
-	// update it too.
-	live     atomic.Pointer[config.Config]
-	liveMu   sync.Mutex
-	fileCfg  *config.Config
-	reloadMu sync.Mutex
-	reloads  *prometheus.CounterVec
-	state    *stateWriter // nil without state_file
+	// fileCfg is the file as last applied, which Reload diffs against and
+	// the state file records; both are written under reloadMu; live also
+	// under liveMu, as admin changes update it too.
+	live      atomic.Pointer[config.Config]
+	liveMu    sync.Mutex
+	fileCfg   atomic.Pointer[config.Config]
+	reloadMu  sync.Mutex
+	reloaders []reloader
+	reloads   *prometheus.CounterVec
+	state     *stateWriter // nil without state_file
 
 	dataLn, adminLn   net.Listener
 	dataSrv, adminSrv *http.Server
@@ -67,7 +68,9 @@ type App struct {
 
 // NewApp builds every actor and handler from cfg; Start opens the listeners.
 func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
-	a := &App{cfg: cfg, fileCfg: cfg, log: log, registry: actor.NewRegistry(), prom: prometheus.NewRegistry()}
+	a := &App{cfg: cfg, log: log, registry: actor.NewRegistry(), prom: prometheus.NewRegistry()}
+	a.fileCfg.Store(cfg)
+	a.reloaders = []reloader{func(_, next *config.Config) error { return a.reloadTLS(next.TLS) }}
 	a.prom.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "lbd_config_reloads_total", Help: "Config file reloads (SIGHUP), by result (success or failure).",
@@ -89,7 +92,8 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 		if r != nil {
 			eff, drained = r.cfg, r.drained
 			log.Info("state restored on top of the config file", "state_file", cfg.StateFile,
-				"backends", len(eff.Backends), "drained", len(drained), "policy", eff.Policy)
+				"backends", len(eff.Backends), "drained", len(drained), "policy", eff.Policy,
+				"file_changes_since", r.fileChanges.String())
 		}
 	}
 	a.live.Store(eff)
@@ -179,7 +183,12 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, errors.Join(errs...)
 	}
 	if cfg.StateFile != "" {
-		a.state = startStateWriter(a.registry, cfg.StateFile, sched, log)
+		a.state = startStateWriter(a.registry, cfg.StateFile, sched, a.fileCfg.Load, log)
+		// Written at once: the file now records what runs (a corrupt one set
+		// aside is replaced) and the config file this start applied.
+		if err := a.state.Persist(ctx); err != nil {
+			log.Error("state file not written at start", "err", err)
+		}
 	}
 	a.admin = admin.New(admin.Options{
 		Scheduler: sched, Registry: a.registry, Gatherer: a.prom, Logger: log,

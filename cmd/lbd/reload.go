@@ -20,8 +20,9 @@ import (
 // timeouts, ...) are logged as needing a restart. Admin changes to things
 // the file did not change survive a reload.
 //
-// The certificate is checked first, so a broken one changes nothing. next
-// must already carry flags and environment (main's loadConfig).
+// The reloaders (the certificate) run first, so a broken certificate
+// changes nothing. next must already carry flags and environment (main's
+// loadConfig). Tests call Reload directly; SIGHUP calls it through reloadFile.
 func (a *App) Reload(next *config.Config) error {
 	a.reloadMu.Lock()
 	defer a.reloadMu.Unlock()
@@ -42,66 +43,80 @@ func (a *App) countReload(err error) {
 // reloadTimeout bounds the asks of one reload.
 const reloadTimeout = 10 * time.Second
 
+// reloader is a subsystem's part of a reload, run before any routing
+// change: it checks next and switches to it, or returns an error and keeps
+// what it runs, which refuses the whole reload. Checks that can fail go
+// first (a broken certificate must change nothing). NewApp registers them:
+// the TLS certificate (tls.go) is one. Its errors name the subsystem.
+type reloader func(prev, next *config.Config) error
+
 func (a *App) reload(next *config.Config) error {
 	if err := next.Validate(); err != nil {
 		return err
 	}
-	if err := a.reloadTLS(next.TLS); err != nil {
-		return err
+	prev := a.fileCfg.Load()
+	for _, r := range a.reloaders {
+		if err := r(prev, next); err != nil {
+			return err
+		}
 	}
-	prev := a.fileCfg
 	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
 	defer cancel()
-	var errs []error
-	old, cur := byURL(prev.Backends), byURL(next.Backends)
-	for u := range old {
-		if _, ok := cur[u]; ok {
-			continue
-		}
-		if err := a.sched.Remove(ctx, u, next.ShutdownGrace.D()); err != nil && !errors.Is(err, scheduler.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("removing backend %s: %w", u, err))
-		}
-	}
-	for _, nb := range next.Backends { // in file order
-		u, _ := config.NormalizeURL(nb.URL)
-		ob, had := old[u]
-		if !had {
-			_, err := a.sched.Add(ctx, scheduler.Spec{URL: u, Weight: nb.Weight, MaxInflight: nb.MaxInflight, Protocol: nb.Protocol})
-			if err == nil || !errors.Is(err, scheduler.ErrExists) { // an admin added it already: align it below
-				if err != nil {
-					errs = append(errs, fmt.Errorf("adding backend %s: %w", u, err))
-				}
-				continue
-			}
-			ob = config.Backend{} // every setting differs from nothing
-		}
-		errs = append(errs, a.alignBackend(ctx, u, ob, nb)...)
-	}
-	if prev.Policy != next.Policy || prev.Sticky != next.Sticky {
-		if err := a.sched.SetPolicy(ctx, next.Policy, next.Sticky.Enabled, next.Sticky.Key); err != nil {
-			errs = append(errs, fmt.Errorf("policy: %w", err))
-		}
-	}
-	if prev.Canary != next.Canary {
-		u := ""
-		if next.Canary.Backend != "" && next.Canary.Percent > 0 {
-			u, _ = config.NormalizeURL(next.Canary.Backend)
-		}
-		if err := a.sched.SetCanary(ctx, u, next.Canary.Percent); err != nil {
-			errs = append(errs, fmt.Errorf("canary: %w", err))
-		}
-	}
+	d := diffFile(routingOf(prev), routingOf(next))
+	errs := a.applyFileDiff(ctx, d, next.ShutdownGrace.D())
 	for _, f := range restartOnly(prev, next) {
 		a.log.Warn("config reload: setting changed but needs a restart to take effect", "setting", f)
 	}
-	a.fileCfg = next
+	a.fileCfg.Store(next)
 	a.liveMu.Lock()
 	a.live.Store(next)
 	a.liveMu.Unlock()
 	if err := a.adminChanged(ctx); err != nil {
 		a.log.Error("config reloaded but the state file was not written", "err", err)
 	}
+	a.log.Info("config reload applied", "changes", d.String())
 	return errors.Join(errs...)
+}
+
+// applyFileDiff sends the file's routing changes to their owners: the set,
+// policy, sticky and canary to the scheduler, weights and caps to the
+// backends' actors. Removed backends drain for up to grace, so no request in
+// flight is cut.
+func (a *App) applyFileDiff(ctx context.Context, d fileDiff, grace time.Duration) []error {
+	var errs []error
+	for _, u := range d.Removed {
+		if err := a.sched.Remove(ctx, u, grace); err != nil && !errors.Is(err, scheduler.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("removing backend %s: %w", u, err))
+		}
+	}
+	for _, b := range d.Added {
+		_, err := a.sched.Add(ctx, scheduler.Spec{URL: b.URL, Weight: b.Weight, MaxInflight: b.MaxInflight, Protocol: b.Protocol})
+		switch {
+		case errors.Is(err, scheduler.ErrExists): // the admin API added it already: align it with the file
+			if h := a.sched.Lookup(b.URL); h != nil {
+				s := h.Snapshot()
+				running := config.Backend{URL: b.URL, Weight: s.Weight, MaxInflight: int(s.MaxInflight),
+					Protocol: h.Protocol(), CAFile: b.CAFile, ServerName: b.ServerName}
+				errs = append(errs, a.alignBackend(ctx, backendChange{Old: running, New: b})...)
+			}
+		case err != nil:
+			errs = append(errs, fmt.Errorf("adding backend %s: %w", b.URL, err))
+		}
+	}
+	for _, c := range d.Changed {
+		errs = append(errs, a.alignBackend(ctx, c)...)
+	}
+	if p := d.Policy; p != nil {
+		if err := a.sched.SetPolicy(ctx, p.Policy, p.Sticky.Enabled, p.Sticky.Key); err != nil {
+			errs = append(errs, fmt.Errorf("policy: %w", err))
+		}
+	}
+	if c := d.Canary; c != nil {
+		if err := a.sched.SetCanary(ctx, c.Backend, c.Percent); err != nil {
+			errs = append(errs, fmt.Errorf("canary: %w", err))
+		}
+	}
+	return errs
 }
 
 // adminChanged follows a change made through the admin API or a reload:
@@ -110,7 +125,7 @@ func (a *App) reload(next *config.Config) error {
 // before the caller answers.
 func (a *App) adminChanged(ctx context.Context) error {
 	a.liveMu.Lock() // held across the read, so the last change is the one that stays
-	st, err := currentState(ctx, a.sched)
+	st, err := currentState(ctx, a.sched, nil)
 	if err == nil {
 		eff, _ := overlay(a.Config(), st)
 		a.live.Store(eff)
@@ -125,37 +140,31 @@ func (a *App) adminChanged(ctx context.Context) error {
 	return a.state.Persist(ctx)
 }
 
-// alignBackend sends the weight and cap of nb to the backend's actor where they differ from ob.
-func (a *App) alignBackend(ctx context.Context, u string, ob, nb config.Backend) []error {
+// alignBackend sends c's new weight and cap to the backend's actor where
+// they changed. A backend the admin API removed stays removed: the file
+// changed an entry lbd no longer runs, which is logged, not an error.
+func (a *App) alignBackend(ctx context.Context, c backendChange) []error {
+	u := c.New.URL
 	h := a.sched.Lookup(u)
 	if h == nil {
-		return []error{fmt.Errorf("backend %s: %w", u, scheduler.ErrNotFound)}
+		a.log.Info("config reload: backend changed in the file but removed through the admin API; not re-added", "backend", u)
+		return nil
 	}
 	var errs []error
-	if ob.Weight != nb.Weight {
-		if err := h.SetWeight(ctx, nb.Weight); err != nil {
+	if c.weight() {
+		if err := h.SetWeight(ctx, c.New.Weight); err != nil {
 			errs = append(errs, fmt.Errorf("backend %s weight: %w", u, err))
 		}
 	}
-	if ob.MaxInflight != nb.MaxInflight {
-		if err := h.SetCap(ctx, nb.MaxInflight); err != nil {
+	if c.cap() {
+		if err := h.SetCap(ctx, c.New.MaxInflight); err != nil {
 			errs = append(errs, fmt.Errorf("backend %s max_inflight: %w", u, err))
 		}
 	}
-	if ob.URL != "" && (ob.Protocol != nb.Protocol || ob.CAFile != nb.CAFile || ob.ServerName != nb.ServerName) {
+	if c.transport() {
 		a.log.Warn("config reload: backend transport settings changed; remove and add the backend (or restart) to apply", "backend", u)
 	}
 	return errs
-}
-
-func byURL(bs []config.Backend) map[string]config.Backend {
-	m := make(map[string]config.Backend, len(bs))
-	for _, b := range bs {
-		if u, err := config.NormalizeURL(b.URL); err == nil {
-			m[u] = b
-		}
-	}
-	return m
 }
 
 // restartOnly names the top-level settings that differ between a and b and

@@ -102,3 +102,35 @@ func TestRestartOnly(t *testing.T) {
 	b.Listen, b.Retries.Max = ":9999", 3
 	require.Equal(t, []string{"listen", "retries"}, restartOnly(a, b))
 }
+
+// Admin changes and file edits meet as in a three-way merge: a reload of an
+// unchanged file keeps every admin change and is a success, a backend the
+// admin API removed is not brought back by the file editing it, and one the
+// admin API added that the file now lists takes the file's settings.
+func TestReloadKeepsAdminChanges(t *testing.T) {
+	bs := startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b"}, synth.Knobs{Name: "c"})
+	l := startLBD(t, bs[:2], nil)
+	a, b, c := bs[0].URL(), bs[1].URL(), bs[2].URL()
+	mustAdmin(t, l.adminURL, "POST", "/admin/backend/remove?url="+b, "")
+	mustAdmin(t, l.adminURL, "POST", "/admin/backend/add?url="+c+"&weight=3&max_inflight=4", "")
+	mustAdmin(t, l.adminURL, "POST", "/admin/backend/cap?url="+a+"&max_inflight=2", "")
+	mustAdmin(t, l.adminURL, "POST", "/admin/policy?name=rr", "")
+
+	file := l.app.fileCfg.Load()
+	require.NoError(t, l.app.Reload(file.Clone()), "an unchanged file applies cleanly")
+	edited := file.Clone()
+	edited.Backends[1].Weight = 5                                                                   // b: removed through the admin API
+	edited.Backends = append(edited.Backends, config.Backend{URL: c, Weight: 1, Protocol: "http1"}) // c: now in the file
+	require.NoError(t, l.app.Reload(edited))
+	require.Equal(t, 2.0, testutil.ToFloat64(l.app.reloads.WithLabelValues("success")))
+	require.Zero(t, testutil.ToFloat64(l.app.reloads.WithLabelValues("failure")))
+
+	st, err := l.app.sched.Status(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, []string{a, c}, st.Backends, "b stays removed")
+	require.Equal(t, "rr", st.Policy, "the file did not change the policy: the admin's stays")
+	require.EqualValues(t, 2, l.app.sched.Lookup(a).Snapshot().MaxInflight, "the file did not change a's cap")
+	cs := l.app.sched.Lookup(c).Snapshot()
+	require.Equal(t, 1, cs.Weight, "c takes the file's weight")
+	require.Zero(t, cs.MaxInflight, "and the file's cap")
+}

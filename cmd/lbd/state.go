@@ -18,9 +18,11 @@ import (
 
 // The state file keeps what the admin API changed across restarts: the
 // backend set with weights, caps and drains, the policy and the canary. It
-// is restored at start on top of the config file (the state wins), and is
-// rewritten after every successful admin change and reload by the state
-// writer actor (statewriter.go), the file's only writer.
+// is rewritten after every successful admin change and reload by the state
+// writer actor (statewriter.go), the file's only writer, and restored at
+// start on top of the config file: the state wins, except where the config
+// file changed since the state was written (it records the file's routing
+// as last applied), the same rule as a SIGHUP reload (filediff.go).
 
 // stateVersion is the format's version; a file of another version is set aside.
 const stateVersion = 1
@@ -32,6 +34,9 @@ type savedState struct {
 	Policy   string         `json:"policy"`
 	Sticky   config.Sticky  `json:"sticky"`
 	Canary   config.Canary  `json:"canary"`
+	// File is the config file's routing as last applied when the state was
+	// written; absent in a state written without it, which then wins whole.
+	File *routing `json:"file,omitempty"`
 }
 
 type savedBackend struct {
@@ -46,6 +51,9 @@ type savedBackend struct {
 type restored struct {
 	cfg     *config.Config // the config with the state on top
 	drained []string       // normalised URLs to drain once added
+	// fileChanges is what the config file changed since the state was
+	// written, applied over the state.
+	fileChanges fileDiff
 }
 
 // restoreState reads path and lays it over cfg. A missing file restores
@@ -81,11 +89,78 @@ func parseState(data []byte, cfg *config.Config) (*restored, error) {
 	if st.Version != stateVersion {
 		return nil, fmt.Errorf("version %d, want %d", st.Version, stateVersion)
 	}
+	var d fileDiff
+	if st.File != nil {
+		d = diffFile(*st.File, routingOf(cfg))
+		st = rebase(st, d)
+	}
 	out, drained := overlay(cfg, st)
 	if err := out.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid: %w", err)
 	}
-	return &restored{cfg: out, drained: drained}, nil
+	return &restored{cfg: out, drained: drained, fileChanges: d}, nil
+}
+
+// rebase applies the config file's changes d to the saved state, as Reload
+// applies them to the running actors: backends the file removed go, the
+// ones it added come (one the admin API had added already takes the file's
+// settings), changed weights, caps and protocols take the file's value, and
+// so do a changed policy, sticky or canary. A backend the admin API removed
+// stays removed even if the file changed it. A canary whose backend is gone
+// is cleared, as the scheduler clears it when its backend is removed.
+func rebase(st savedState, d fileDiff) savedState {
+	gone := make(map[string]bool, len(d.Removed))
+	for _, u := range d.Removed {
+		gone[u] = true
+	}
+	bs := make([]savedBackend, 0, len(st.Backends)+len(d.Added))
+	at := make(map[string]int, len(st.Backends))
+	for _, b := range st.Backends {
+		u, err := config.NormalizeURL(b.URL)
+		if err != nil || gone[u] {
+			continue
+		}
+		at[u] = len(bs)
+		bs = append(bs, b)
+	}
+	set := func(nb config.Backend, weight, capN, protocol bool) {
+		i, ok := at[nb.URL]
+		if !ok {
+			return
+		}
+		if weight {
+			bs[i].Weight = nb.Weight
+		}
+		if capN {
+			bs[i].MaxInflight = nb.MaxInflight
+		}
+		if protocol {
+			bs[i].Protocol = nb.Protocol
+		}
+	}
+	for _, nb := range d.Added {
+		if _, ok := at[nb.URL]; !ok {
+			at[nb.URL] = len(bs)
+			bs = append(bs, savedBackend{URL: nb.URL})
+		}
+		set(nb, true, true, true)
+	}
+	for _, c := range d.Changed {
+		set(c.New, c.weight(), c.cap(), c.Old.Protocol != c.New.Protocol)
+	}
+	st.Backends = bs
+	if d.Policy != nil {
+		st.Policy, st.Sticky = d.Policy.Policy, d.Policy.Sticky
+	}
+	if d.Canary != nil {
+		st.Canary = *d.Canary
+	}
+	if c := canaryOf(st.Canary); c.Backend != "" {
+		if _, ok := at[c.Backend]; !ok {
+			st.Canary = config.Canary{}
+		}
+	}
+	return st
 }
 
 // overlay returns a copy of cfg with st's backends, policy, sticky and canary,
@@ -126,7 +201,7 @@ func same(a, b string) bool {
 
 // currentState reads the running settings: the scheduler's status by ask,
 // each backend's weight, cap and drain from its published snapshot.
-func currentState(ctx context.Context, sched *scheduler.Scheduler) (savedState, error) {
+func currentState(ctx context.Context, sched *scheduler.Scheduler, file *config.Config) (savedState, error) {
 	st, err := sched.Status(ctx)
 	if err != nil {
 		return savedState{}, err
@@ -134,6 +209,10 @@ func currentState(ctx context.Context, sched *scheduler.Scheduler) (savedState, 
 	out := savedState{Version: stateVersion, Policy: st.Policy, Backends: []savedBackend{},
 		Sticky: config.Sticky{Enabled: st.StickyEnabled, Key: st.StickyKey},
 		Canary: config.Canary{Backend: st.CanaryURL, Percent: st.CanaryPercent}}
+	if file != nil {
+		r := routingOf(file)
+		out.File = &r
+	}
 	if out.Sticky.Key == "" {
 		out.Sticky.Key = "ip"
 	}

@@ -75,3 +75,35 @@ func TestWriteFileAtomic(t *testing.T) {
 	require.Len(t, entries, 1, "no temporary file left behind")
 	require.Error(t, writeFileAtomic(filepath.Join(dir, "missing", "state.json"), []byte("x")))
 }
+
+// FuzzParseState feeds arbitrary state files to the restore: no panic, and
+// whatever it accepts is a valid configuration whose drains name its backends.
+func FuzzParseState(f *testing.F) {
+	f.Add([]byte(`{"version":1,"backends":[{"url":"http://b:81","weight":2,"max_inflight":1,"draining":true}],"policy":"lc","sticky":{"enabled":true,"key":"ip"},"canary":{"backend":"http://b:81","percent":5}}`))
+	f.Add([]byte(`{"version":1,"backends":[],"policy":"rr","sticky":{"key":"ip"},"canary":{},"file":{"backends":[{"url":"http://a:80","weight":1,"max_inflight":0,"protocol":"http1"}],"policy":"rr","sticky":{"key":"ip"},"canary":{}}}`))
+	f.Add([]byte(`{"version":1,"backends":[{"url":"HTTP://B:81/","weight":1}],"policy":"wrr","sticky":{"key":"cookie:s"},"canary":{"backend":"http://a:80","percent":100},"file":{"backends":[],"policy":"rr","sticky":{},"canary":{}}}`))
+	base := config.Default()
+	base.Backends = []config.Backend{{URL: "http://a:80", Weight: 1, Protocol: "http1"}}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := parseState(data, base)
+		if err != nil {
+			return
+		}
+		if err := r.cfg.Validate(); err != nil {
+			t.Fatalf("accepted an invalid state: %v", err)
+		}
+		urls := map[string]bool{}
+		for _, b := range r.cfg.Backends {
+			u, err := config.NormalizeURL(b.URL)
+			if err != nil {
+				t.Fatalf("accepted backend URL %q: %v", b.URL, err)
+			}
+			urls[u] = true
+		}
+		for _, u := range r.drained {
+			if !urls[u] {
+				t.Fatalf("drains %s, which is not a backend", u)
+			}
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lbd/lbd/actor"
+	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/scheduler"
 )
 
@@ -17,15 +18,18 @@ import (
 type stateWriter struct {
 	path  string
 	sched *scheduler.Scheduler
-	log   *slog.Logger
-	ref   *actor.Ref
+	// file returns the config file as last applied, recorded in the state
+	// so that a restart can tell the file's later edits (state.go).
+	file func() *config.Config
+	log  *slog.Logger
+	ref  *actor.Ref
 }
 
 // persistReq asks for a write; the reply says whether it is durable.
 type persistReq struct{ reply chan<- error }
 
-func startStateWriter(reg *actor.Registry, path string, sched *scheduler.Scheduler, log *slog.Logger) *stateWriter {
-	w := &stateWriter{path: path, sched: sched, log: log}
+func startStateWriter(reg *actor.Registry, path string, sched *scheduler.Scheduler, file func() *config.Config, log *slog.Logger) *stateWriter {
+	w := &stateWriter{path: path, sched: sched, file: file, log: log}
 	w.ref = actor.Spawn(reg, w, actor.Options{Name: "state-writer", Kind: "state", Mailbox: 64, Logger: log})
 	return w
 }
@@ -43,7 +47,7 @@ func (w *stateWriter) Receive(msg any) {
 func (w *stateWriter) write() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := currentState(ctx, w.sched)
+	st, err := currentState(ctx, w.sched, w.file())
 	if err != nil {
 		return fmt.Errorf("state_file %s: reading the settings: %w", w.path, err)
 	}
