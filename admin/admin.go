@@ -55,8 +55,9 @@ type Options struct {
 	// Changed, when set, is called after every successful change (the state
 	// file's writer); it returns once the change is durable.
 	Changed func(ctx context.Context) error
-	// Checks are extra subsystem probes for /admin/selftest, by name.
-	Checks map[string]func(ctx context.Context) error
+	// Checks are extra subsystem probes for /admin/selftest, by name: each
+	// returns a detail for the report, or an error when the subsystem fails.
+	Checks map[string]func(ctx context.Context) (string, error)
 }
 
 // Server is the admin HTTP handler.

@@ -209,7 +209,7 @@ func TestToken(t *testing.T) {
 func TestSelftestFailures(t *testing.T) {
 	f := newFixture(t, func(o *Options) {
 		o.AskTimeout = 200 * time.Millisecond
-		o.Checks = map[string]func(context.Context) error{"health": func(context.Context) error { return context.DeadlineExceeded }}
+		o.Checks = map[string]func(context.Context) (string, error){"health": func(context.Context) (string, error) { return "", context.DeadlineExceeded }}
 	})
 	// Every backend drained: the picker has nothing to pick.
 	for _, u := range []string{b1, b2} {

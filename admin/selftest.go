@@ -41,7 +41,7 @@ func (s *Server) selftest(w http.ResponseWriter, r *http.Request) {
 		"metrics":   s.gather,
 	}
 	for name, fn := range s.o.Checks {
-		checks[name] = func(ctx context.Context) (string, error) { return "", fn(ctx) }
+		checks[name] = fn
 	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup

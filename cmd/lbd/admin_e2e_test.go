@@ -185,6 +185,15 @@ func TestRestartRestoresState(t *testing.T) {
 	require.Equal(t, "lc", eff["policy"], "/debug/config shows the effective configuration")
 }
 
+func TestHealthAlive(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	detail, err := healthAlive(now.Add(-50*time.Millisecond), 7, now)
+	require.NoError(t, err)
+	require.Equal(t, "ticked 50ms ago, 7 probes so far", detail)
+	_, err = healthAlive(now.Add(-3*time.Second), 7, now)
+	require.ErrorContains(t, err, "last ticked 3s ago")
+}
+
 // The running daemon's selftest pings every actor (backends, scheduler,
 // health checker, outlier detector, limiter, ...) and picks once.
 func TestSelftestEndToEnd(t *testing.T) {
@@ -192,6 +201,11 @@ func TestSelftestEndToEnd(t *testing.T) {
 	code, m := adminCall(t, l.adminURL, "GET", "/admin/selftest", "")
 	require.Equal(t, http.StatusOK, code, "%v", m)
 	require.Equal(t, true, m["ok"])
+	var names []string
+	for _, c := range m["checks"].([]any) {
+		names = append(names, c.(map[string]any)["name"].(string))
+	}
+	require.Equal(t, []string{"actors", "health", "metrics", "scheduler"}, names)
 	code, m = adminCall(t, l.adminURL, "GET", "/admin/drain", "")
 	require.Equal(t, http.StatusMethodNotAllowed, code)
 	require.Contains(t, m["error"], "POST")

@@ -193,7 +193,7 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 	a.admin = admin.New(admin.Options{
 		Scheduler: sched, Registry: a.registry, Gatherer: a.prom, Logger: log,
 		Token: token, RemoveGrace: cfg.ShutdownGrace.D(), Changed: a.adminChanged,
-		Config:  a.Config,
+		Config: a.Config, Checks: a.selftestChecks(),
 		Traffic: a.trafficFigures, Admission: func() any { return a.AdmissionStatus() }, Advisory: a.advisoryReport,
 	})
 	a.admin.Handle(admin.OutliersPath, admin.OutliersHandler(a.outlierReport))

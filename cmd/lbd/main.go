@@ -63,6 +63,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(f.config, stdout, stderr)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	// Signals are caught from here on: a SIGHUP while lbd starts must not
+	// kill it (the default action); it and a SIGTERM wait until it runs.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
 	cfg, err := loadConfig(f)
 	if err != nil {
 		fmt.Fprintf(stderr, "lbd: %v\n", err)
@@ -94,12 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "\nlbd demo: try  curl -si http://%s/   and  curl -s http://%s/admin/backends\n\n",
 			hostPort(app.DataAddr()), app.AdminAddr())
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	s := <-sig
-	for ; s == syscall.SIGHUP; s = <-sig {
-		reloadFile(app, f, cfg, log)
-	}
+	s := untilStop(sig, func() { reloadFile(app, f, cfg, log) })
 	log.Info("shutting down", "signal", s.String(), "grace", cfg.ShutdownGrace.D().String())
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.D())
 	defer cancel()
@@ -107,6 +107,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("shutdown", "err", err)
 	}
 	return 0
+}
+
+// untilStop calls reload for each SIGHUP and returns the first other signal.
+// A SIGHUP that arrives during a reload is kept (the channel holds one) and
+// handled after it.
+func untilStop(sig <-chan os.Signal, reload func()) os.Signal {
+	for s := range sig {
+		if s != syscall.SIGHUP {
+			return s
+		}
+		reload()
+	}
+	return nil
 }
 
 // reloadFile handles one SIGHUP: load the file used at start, apply flags
