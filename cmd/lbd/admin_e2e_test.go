@@ -100,10 +100,12 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // Admin churn under load: add, drain, undrain and remove a backend 100 times
-// while GETs flow: no client sees an error, and every retired backend actor
-// is gone at the end.
+// while GETs flow. Each time the added backend is probed, takes traffic and
+// is removed with requests in flight (every backend answers in 2ms): no
+// client sees an error, and every retired backend actor is gone at the end.
 func TestAdminChurnUnderLoad(t *testing.T) {
-	bs := startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b"}, synth.Knobs{Name: "c"})
+	slow := func(name string) synth.Knobs { return synth.Knobs{Name: name, Latency: 2 * time.Millisecond} }
+	bs := startBackends(t, slow("a"), slow("b"), slow("c"))
 	l := startLBD(t, bs[:2], func(c *config.Config) {
 		c.Health.Interval, c.Health.Timeout = config.Duration(50*time.Millisecond), config.Duration(40*time.Millisecond)
 		c.Health.Rise = 1
@@ -111,11 +113,17 @@ func TestAdminChurnUnderLoad(t *testing.T) {
 	actors := l.app.registry.Len()
 	stop := make(chan struct{})
 	totals := loadWhile(l.url, stop)
-	c := bs[2].URL()
+	c, cSrv := bs[2].URL(), bs[2].Server
+	busyAtRemove := 0
 	for range 100 {
+		before := cSrv.Requests()
 		mustAdmin(t, l.adminURL, "POST", "/admin/backends", `{"url":"`+c+`","weight":1}`)
+		waitFor(t, 5*time.Second, "the added backend to take traffic", func() bool { return cSrv.Requests() > before })
 		mustAdmin(t, l.adminURL, "POST", "/admin/drain?url="+c, "")
 		mustAdmin(t, l.adminURL, "POST", "/admin/undrain?url="+c, "")
+		if cSrv.Inflight() > 0 {
+			busyAtRemove++
+		}
 		mustAdmin(t, l.adminURL, "DELETE", "/admin/backends?url="+c, "")
 	}
 	close(stop)
@@ -124,7 +132,8 @@ func TestAdminChurnUnderLoad(t *testing.T) {
 	require.Empty(t, tot.other, "non-200 answers")
 	require.Positive(t, tot.ok)
 	waitFor(t, 10*time.Second, "retired backend actors to stop", func() bool { return l.app.registry.Len() == actors })
-	t.Logf("churn: %d GETs, all 200; %d admin calls", tot.ok, 400)
+	t.Logf("churn: %d GETs, all 200; %d admin calls; the churned backend served %d, and had requests in flight at %d of 100 removals",
+		tot.ok, 400, cSrv.Requests(), busyAtRemove)
 }
 
 // testConfig is startLBD's config, for tests that start and stop Apps themselves.

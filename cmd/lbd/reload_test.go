@@ -27,10 +27,14 @@ func writeConfig(t *testing.T, path string, cfg *config.Config) {
 
 // Reload under load: 20 SIGHUP-style reloads alternating between configs
 // with and without a third backend, broken files in between, while GETs
-// flow: no client sees an error, broken files change nothing, and every
-// reload is counted by result.
+// flow. Each time the third backend joins it is probed and takes traffic
+// before the next reload removes it, mostly with requests in flight (every
+// backend answers in 2ms): no client sees an error, broken files change
+// nothing, and every reload is counted by result.
 func TestReloadUnderLoad(t *testing.T) {
-	bs := startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b"}, synth.Knobs{Name: "c"})
+	slow := func(name string) synth.Knobs { return synth.Knobs{Name: name, Latency: 2 * time.Millisecond} }
+	bs := startBackends(t, slow("a"), slow("b"), slow("c"))
+	cSrv := bs[2].Server
 	fast := func(c *config.Config) {
 		c.Health.Interval, c.Health.Timeout = config.Duration(50*time.Millisecond), config.Duration(40*time.Millisecond)
 		c.Health.Rise = 1
@@ -56,12 +60,16 @@ func TestReloadUnderLoad(t *testing.T) {
 	actors := l.app.registry.Len()
 	stop := make(chan struct{})
 	totals := loadWhile(l.url, stop)
-	failures := 0
+	failures, busyAtRemove := 0, 0
 	for i := range 20 {
 		name, wantPolicy, want := "three", "lc", 3
 		if i%2 == 1 {
 			name, wantPolicy, want = "two", "p2c-ewma", 2
+			if cSrv.Inflight() > 0 {
+				busyAtRemove++
+			}
 		}
+		before := cSrv.Requests()
 		reloadFile(l.app, flags{config: paths[name]}, nil, log)
 		policy, backends := status()
 		require.Equal(t, wantPolicy, policy, "reload %d (%s)", i, name)
@@ -75,11 +83,8 @@ func TestReloadUnderLoad(t *testing.T) {
 				require.Equal(t, backends, b2, "a %s file changes nothing", bad)
 			}
 		}
-		if i == 10 { // let the third backend be probed and take traffic once
-			waitFor(t, 5*time.Second, "the added backend to become eligible", func() bool {
-				h := l.app.sched.Lookup(bs[2].URL())
-				return h != nil && h.Snapshot().Eligible
-			})
+		if name == "three" {
+			waitFor(t, 5*time.Second, "the added backend to take traffic", func() bool { return cSrv.Requests() > before })
 		}
 	}
 	close(stop)
@@ -91,7 +96,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	require.Equal(t, float64(failures), testutil.ToFloat64(l.app.reloads.WithLabelValues("failure")))
 	waitFor(t, 10*time.Second, "removed backend actors to stop", func() bool { return l.app.registry.Len() == actors })
 	require.Equal(t, "p2c-ewma", l.app.Config().Policy, "the effective config follows the last good reload")
-	t.Logf("reload: %d GETs, all 200, over 20 reloads and %d refused", tot.ok, failures)
+	t.Logf("reload: %d GETs, all 200, over 20 reloads and %d refused; the third backend served %d, with requests in flight at %d of 10 removals",
+		tot.ok, failures, cSrv.Requests(), busyAtRemove)
 }
 
 func TestRestartOnly(t *testing.T) {
