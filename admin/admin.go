@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,11 @@ type Options struct {
 type Server struct {
 	o   Options
 	mux *http.ServeMux
+	// policyMu serialises policy changes: each reads the scheduler's
+	// settings, fills in what the call leaves out and sends them back, and
+	// two such round trips must not interleave (one would undo the other).
+	// It guards that sequence of messages, no actor state.
+	policyMu sync.Mutex
 }
 
 // New builds the admin handler with every route registered.

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/lbd/lbd/actor"
 	"github.com/lbd/lbd/backendactor"
+	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/scheduler"
 )
 
@@ -171,6 +173,11 @@ func TestErrors(t *testing.T) {
 		{"method", "GET", "/admin/drain?url=" + b1, "", 405, "POST"},
 		{"method on rest form", "PATCH", "/admin/backends", "", 405, "GET"},
 		{"no such path", "GET", "/admin/nope", "", 404, "endpoint"},
+		{"unknown parameter", "POST", "/admin/backend/add?url=http://127.0.0.1:9009&wieght=2", "", 400, "wieght: unknown parameter; this call takes url, weight, max_inflight, protocol"},
+		{"repeated parameter", "POST", "/admin/drain?url=" + b1 + "&url=" + b2, "", 400, "url: given 2 times"},
+		{"malformed query", "POST", "/admin/drain?url=%zz", "", 400, "query: invalid URL escape"},
+		{"query on a JSON call", "POST", "/admin/backends?url=http://127.0.0.1:9009", `{"url":"http://127.0.0.1:9009"}`, 400, "url: unknown parameter; this call takes no query parameters"},
+		{"parameter on clear", "POST", "/admin/canary/clear?url=" + b1, "", 400, "url: unknown parameter"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -243,3 +250,98 @@ func TestSelftestFailures(t *testing.T) {
 type blocker struct{}
 
 func (blocker) Receive(msg any) { <-msg.(chan struct{}) }
+
+// The read-only endpoints: probes, backend rows, actors, config, metrics, pprof.
+func TestReadEndpoints(t *testing.T) {
+	gather := prometheus.NewRegistry()
+	gather.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "lbd_test_total", Help: "a test counter"}))
+	cfg := config.Default()
+	cfg.Backends = []config.Backend{{URL: "http://user:hunter2@127.0.0.1:9001", Weight: 1, Protocol: "http1"}}
+	f := newFixture(t, func(o *Options) {
+		o.Gatherer = gather
+		o.Config = func() *config.Config { return cfg }
+	})
+
+	resp, _ := f.call(t, "GET", "/healthz", "")
+	require.Equal(t, 200, resp.StatusCode)
+	resp, _ = f.call(t, "HEAD", "/healthz", "")
+	require.Equal(t, 200, resp.StatusCode)
+
+	resp, m := f.call(t, "GET", "/admin/backends", "")
+	require.Equal(t, 200, resp.StatusCode)
+	rows := m["backends"].([]any)
+	require.Len(t, rows, 2)
+	for _, k := range []string{"url", "weight", "state", "breaker", "inflight", "max_inflight", "ewma_ms", "requests", "failures", "warmup_remaining_ms"} {
+		require.Contains(t, rows[0], k, "API.md's backend row")
+	}
+	require.Equal(t, b1, rows[0].(map[string]any)["url"], "in configuration order")
+
+	resp, m = f.call(t, "GET", "/debug/config", "")
+	require.Equal(t, 200, resp.StatusCode)
+	raw, err := json.Marshal(m)
+	require.NoError(t, err)
+	require.NotContains(t, string(raw), "hunter2", "secrets are redacted")
+	require.Contains(t, string(raw), "127.0.0.1:9001")
+
+	resp, _ = f.call(t, "GET", "/metrics", "")
+	require.Equal(t, 200, resp.StatusCode)
+	require.Contains(t, resp.Header.Get("Content-Type"), "text/plain")
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/cmdline"} {
+		resp, _ = f.call(t, "GET", p, "")
+		require.Equal(t, 200, resp.StatusCode, p)
+	}
+
+	// Every backend drained: not ready, and the body says why.
+	for _, u := range []string{b1, b2} {
+		resp, _ := f.call(t, "POST", "/admin/drain?url="+u, "")
+		require.Equal(t, 200, resp.StatusCode)
+	}
+	resp, m = f.call(t, "GET", "/readyz", "")
+	require.Equal(t, 503, resp.StatusCode)
+	require.Equal(t, map[string]any{"ready": false, "eligible": 0.0, "total": 2.0, "states": map[string]any{"draining": 2.0}}, m)
+
+	// Without a config source /debug/config is a JSON 404.
+	bare := newFixture(t, nil)
+	resp, m = bare.call(t, "GET", "/debug/config", "")
+	require.Equal(t, 404, resp.StatusCode)
+	require.NotEmpty(t, m["error"])
+}
+
+// /debug/actors is live: a stuck actor's queued messages show as mailbox
+// depth, a recovered panic as a restart, and each row has API.md's fields.
+func TestDebugActors(t *testing.T) {
+	f := newFixture(t, nil)
+	release := make(chan struct{})
+	stuck := actor.Spawn(f.reg, blocker{}, actor.Options{Name: "stuck", Kind: "test", Mailbox: 8, Logger: quiet})
+	defer stuck.Stop()
+	for range 4 { // the first blocks the loop; three wait in the mailbox
+		require.NoError(t, stuck.Tell(release))
+	}
+	flaky := actor.Spawn(f.reg, panicker{}, actor.Options{Name: "flaky", Kind: "test", Logger: quiet})
+	defer flaky.Stop()
+	require.NoError(t, flaky.Tell("boom"))
+	require.NoError(t, flaky.Ping(t.Context()), "the loop survives the panic")
+
+	rows := map[string]map[string]any{}
+	resp, m := f.call(t, "GET", "/debug/actors", "")
+	require.Equal(t, 200, resp.StatusCode)
+	for _, r := range m["actors"].([]any) {
+		row := r.(map[string]any)
+		for _, k := range []string{"name", "kind", "mailbox_len", "mailbox_cap", "processed", "restarts", "last_message_at", "state"} {
+			require.Contains(t, row, k)
+		}
+		rows[row["name"].(string)] = row
+	}
+	close(release)
+	require.Len(t, rows, 5, "scheduler, two backends, stuck, flaky")
+	require.Equal(t, 3.0, rows["stuck"]["mailbox_len"])
+	require.Equal(t, 8.0, rows["stuck"]["mailbox_cap"])
+	require.Equal(t, 1.0, rows["stuck"]["processed"])
+	require.Equal(t, 1.0, rows["flaky"]["restarts"])
+	require.Equal(t, 1.0, rows["flaky"]["processed"], "the panicking message; pings are the runtime's, not counted")
+}
+
+// panicker panics on every message but pings, which the runtime answers.
+type panicker struct{}
+
+func (panicker) Receive(msg any) { panic(fmt.Sprint("cannot handle ", msg)) }

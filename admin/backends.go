@@ -17,33 +17,33 @@ import (
 // its handle. Both the REST forms and the original README's query forms
 // end in the same functions.
 func (s *Server) backendRoutes() {
-	s.mux.HandleFunc("POST /admin/backends", s.addJSON)
-	s.mux.HandleFunc("DELETE /admin/backends", s.remove)
-	s.mux.HandleFunc("POST /admin/backend/add", s.addQuery)
-	s.mux.HandleFunc("POST /admin/backend/remove", s.remove)
-	s.mux.HandleFunc("POST /admin/drain", s.command(func(ctx context.Context, h *backendactor.Handle, _ *http.Request) error {
+	s.mux.HandleFunc("POST /admin/backends", takes(s.addJSON))
+	s.mux.HandleFunc("DELETE /admin/backends", takes(s.remove, "url"))
+	s.mux.HandleFunc("POST /admin/backend/add", takes(s.addQuery, "url", "weight", "max_inflight", "protocol"))
+	s.mux.HandleFunc("POST /admin/backend/remove", takes(s.remove, "url"))
+	s.mux.HandleFunc("POST /admin/drain", takes(s.command(func(ctx context.Context, h *backendactor.Handle, _ *http.Request) error {
 		return h.Drain(ctx)
-	}))
-	s.mux.HandleFunc("POST /admin/undrain", s.command(func(ctx context.Context, h *backendactor.Handle, _ *http.Request) error {
+	}), "url"))
+	s.mux.HandleFunc("POST /admin/undrain", takes(s.command(func(ctx context.Context, h *backendactor.Handle, _ *http.Request) error {
 		return h.Undrain(ctx)
-	}))
-	s.mux.HandleFunc("POST /admin/backend/warm-reset", s.command(func(ctx context.Context, h *backendactor.Handle, _ *http.Request) error {
+	}), "url"))
+	s.mux.HandleFunc("POST /admin/backend/warm-reset", takes(s.command(func(ctx context.Context, h *backendactor.Handle, _ *http.Request) error {
 		return h.WarmReset(ctx)
-	}))
-	s.mux.HandleFunc("POST /admin/backend/cap", s.command(func(ctx context.Context, h *backendactor.Handle, r *http.Request) error {
+	}), "url"))
+	s.mux.HandleFunc("POST /admin/backend/cap", takes(s.command(func(ctx context.Context, h *backendactor.Handle, r *http.Request) error {
 		n, err := requireInt(r, "max_inflight", 0, math.MaxInt32)
 		if err != nil {
 			return err
 		}
 		return h.SetCap(ctx, n)
-	}))
-	s.mux.HandleFunc("POST /admin/backend/weight", s.command(func(ctx context.Context, h *backendactor.Handle, r *http.Request) error {
+	}), "url", "max_inflight"))
+	s.mux.HandleFunc("POST /admin/backend/weight", takes(s.command(func(ctx context.Context, h *backendactor.Handle, r *http.Request) error {
 		n, err := requireInt(r, "weight", 1, config.MaxWeight)
 		if err != nil {
 			return err
 		}
 		return h.SetWeight(ctx, n)
-	}))
+	}), "url", "weight"))
 }
 
 // addRequest is POST /admin/backends' body. Weight defaults to 1.

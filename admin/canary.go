@@ -10,8 +10,8 @@ import (
 // the set and publishes a picker that sends it its share.
 func (s *Server) canaryRoutes() {
 	s.mux.HandleFunc("GET /admin/canary", s.getCanary)
-	s.mux.HandleFunc("POST /admin/canary/set", s.setCanary)
-	s.mux.HandleFunc("POST /admin/canary/clear", s.clearCanary)
+	s.mux.HandleFunc("POST /admin/canary/set", takes(s.setCanary, "url", "percent"))
+	s.mux.HandleFunc("POST /admin/canary/clear", takes(s.clearCanary))
 }
 
 type canaryView struct {

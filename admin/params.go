@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,6 +26,38 @@ func (e *apiError) Error() string { return e.msg }
 
 func badRequest(format string, args ...any) *apiError {
 	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+// takes wraps a handler with the query parameters it takes. Any other, a
+// repeated one or a malformed query is a 400 naming it, so that a typo
+// (wieght=2) is not silently ignored: the query forms are as strict as the
+// JSON bodies and the config file.
+func takes(h http.HandlerFunc, allowed ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := checkParams(r.URL.RawQuery, allowed); err != nil {
+			writeError(w, err.status, err.msg)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func checkParams(raw string, allowed []string) *apiError {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return badRequest("query: %v", err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		switch {
+		case !slices.Contains(allowed, k) && len(allowed) == 0:
+			return badRequest("%s: unknown parameter; this call takes no query parameters", k)
+		case !slices.Contains(allowed, k):
+			return badRequest("%s: unknown parameter; this call takes %s", k, strings.Join(allowed, ", "))
+		case len(q[k]) > 1:
+			return badRequest("%s: given %d times; give it once", k, len(q[k]))
+		}
+	}
+	return nil
 }
 
 // queryURL reads and normalises the url parameter.

@@ -10,8 +10,8 @@ import (
 // its Status, changes send SetPolicy, which validates and answers.
 func (s *Server) policyRoutes() {
 	s.mux.HandleFunc("GET /admin/policy", s.getPolicy)
-	s.mux.HandleFunc("PUT /admin/policy", s.putPolicy)
-	s.mux.HandleFunc("POST /admin/policy", s.postPolicy)
+	s.mux.HandleFunc("PUT /admin/policy", takes(s.putPolicy))
+	s.mux.HandleFunc("POST /admin/policy", takes(s.postPolicy, "name", "sticky", "sticky_key"))
 }
 
 // stickyView is the sticky part of API.md's policy body.
@@ -78,6 +78,8 @@ func (s *Server) postPolicy(w http.ResponseWriter, r *http.Request) {
 func (s *Server) setPolicy(w http.ResponseWriter, r *http.Request, req policyView) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
+	s.policyMu.Lock()
+	defer s.policyMu.Unlock()
 	cur, err := s.o.Scheduler.Status(ctx)
 	if err != nil {
 		s.fail(w, err)
