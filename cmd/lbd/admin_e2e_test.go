@@ -192,6 +192,11 @@ func TestRestartRestoresState(t *testing.T) {
 	require.Equal(t, map[string]any{"backend": c, "percent": 10.0}, mustAdmin(t, l.adminURL, "GET", "/admin/canary", ""))
 	eff := mustAdmin(t, l.adminURL, "GET", "/debug/config", "")
 	require.Equal(t, "lc", eff["policy"], "/debug/config shows the effective configuration")
+	writes := map[string]float64{}
+	for _, m := range scrape(t, l.adminURL)["lbd_state_file_writes_total"].GetMetric() {
+		writes[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+	}
+	require.Equal(t, map[string]float64{"success": 1, "failure": 0}, writes, "written once at start")
 }
 
 func TestHealthAlive(t *testing.T) {

@@ -183,7 +183,7 @@ func NewApp(cfg *config.Config, log *slog.Logger) (*App, error) {
 		return nil, errors.Join(errs...)
 	}
 	if cfg.StateFile != "" {
-		a.state = startStateWriter(a.registry, cfg.StateFile, sched, a.fileCfg.Load, log)
+		a.state = startStateWriter(a.registry, a.prom, cfg.StateFile, sched, a.fileCfg.Load, log)
 		// Written at once: the file now records what runs (a corrupt one set
 		// aside is replaced) and the config file this start applied.
 		if err := a.state.Persist(ctx); err != nil {
