@@ -23,7 +23,7 @@ type testLBD struct {
 }
 
 // startBackends starts synthetic backends with the given knobs.
-func startBackends(t *testing.T, knobs ...synth.Knobs) []*synth.Running {
+func startBackends(t testing.TB, knobs ...synth.Knobs) []*synth.Running {
 	t.Helper()
 	var out []*synth.Running
 	for _, k := range knobs {
@@ -36,7 +36,7 @@ func startBackends(t *testing.T, knobs ...synth.Knobs) []*synth.Running {
 }
 
 // startLBD runs an App over the backends; mutate adjusts the config first.
-func startLBD(t *testing.T, backends []*synth.Running, mutate func(*config.Config)) *testLBD {
+func startLBD(t testing.TB, backends []*synth.Running, mutate func(*config.Config)) *testLBD {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
