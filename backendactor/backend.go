@@ -51,6 +51,16 @@ type Config struct {
 
 // New starts a backend actor and returns its handle.
 func New(reg *actor.Registry, c Config) *Handle {
+	s := newState(c)
+	s.h.ref = actor.Spawn(reg, s, actor.Options{
+		Name: c.URL, Kind: "backend", Mailbox: s.cfg.Mailbox, TickEvery: s.cfg.Tick, Logger: s.cfg.Logger,
+	})
+	return s.h
+}
+
+// newState builds a backend's handle and actor state, with the first
+// snapshot published.
+func newState(c Config) *state {
 	if c.Weight < 1 {
 		c.Weight = 1
 	}
@@ -72,10 +82,7 @@ func New(reg *actor.Registry, c Config) *Handle {
 		s.warmStart = s.now()
 	}
 	s.publish(s.now())
-	h.ref = actor.Spawn(reg, s, actor.Options{
-		Name: c.URL, Kind: "backend", Mailbox: c.Mailbox, TickEvery: c.Tick, Logger: c.Logger,
-	})
-	return h
+	return s
 }
 
 // Bind receives the actor's address before its goroutine starts.
@@ -194,8 +201,11 @@ func (s *state) fold(now time.Time) {
 		s.ewma = s.ewma.Observe(time.Duration(b.sumNs.Load()/n), now, s.cfg.EWMADecay)
 	}
 	prev := s.breaker.State
+	// The longest run since the last fold, not the run now: a success right
+	// after the threshold was crossed must not hide the crossing.
+	run := max(s.h.peakFail.Swap(0), s.h.consecFail.Load())
 	s.breaker = s.breaker.Next(BreakerInput{
-		ConsecutiveFailures: s.h.consecFail.Load(), Successes: n - fail, Failures: fail,
+		ConsecutiveFailures: run, Successes: n - fail, Failures: fail,
 	}, now, s.cfg.Breaker)
 	quota := int64(max(s.cfg.Breaker.HalfOpenProbes, 1))
 	switch {

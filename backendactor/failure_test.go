@@ -228,3 +228,41 @@ func TestRetireStopsAtItsDeadline(t *testing.T) {
 		require.Zero(t, reg.Len())
 	})
 }
+
+// nop is an actor that takes every message and does nothing: it stands in
+// for a backend actor that has not looked yet.
+type nop struct{}
+
+func (nop) Receive(any) {}
+
+func TestARunEndedBeforeTheActorLooksStillOpensTheBreaker(t *testing.T) {
+	s := newState(testConfig()) // threshold 3; no actor runs: the test folds by hand
+	s.h.ref = actor.Spawn(nil, nop{}, actor.Options{Name: "nop"})
+	defer s.h.ref.Stop()
+	for _, o := range []Outcome{ServerError, GatewayError, ServerError, Success} {
+		require.True(t, s.h.Acquire())
+		s.h.Release(time.Millisecond, o)
+	}
+	require.Zero(t, s.h.Counters().Consecutive5xx, "the success ended the run")
+	s.fold(time.Now())
+	require.Equal(t, Open, s.breaker.State, "the run reached the threshold between two looks")
+}
+
+func TestTakeRunsKeepsTheLongestRunSinceTheLastLook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Breaker.FailureThreshold = 100
+		h := New(nil, cfg)
+		defer h.Stop()
+		for _, o := range []Outcome{GatewayError, GatewayError, ServerError, ServerError, ServerError, Success, ServerError} {
+			require.True(t, h.Acquire())
+			h.Release(time.Millisecond, o)
+		}
+		f, g := h.TakeRuns()
+		require.EqualValues(t, 5, f, "the run of five, ended by a success")
+		require.EqualValues(t, 2, g)
+		f, g = h.TakeRuns()
+		require.EqualValues(t, 1, f, "taken: now only the current run")
+		require.Zero(t, g)
+	})
+}

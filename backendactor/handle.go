@@ -40,6 +40,11 @@ type Handle struct {
 	consecFail    atomic.Int64
 	consec5xx     atomic.Int64
 	consecGateway atomic.Int64
+	// The longest runs since their reader last took them: the actor takes
+	// peakFail on each fold, the outlier detector the other two (TakeRuns).
+	// A run is over at the next success, often well before anyone looks;
+	// the peaks keep a crossing of a threshold from going unseen.
+	peakFail, peak5xx, peakGateway atomic.Int64
 	requests      atomic.Uint64
 	failures      atomic.Uint64
 	threshold     atomic.Int64 // breaker failure threshold, for the wake-up below
@@ -124,17 +129,29 @@ func (h *Handle) Release(latency time.Duration, o Outcome) {
 	// failures that would have made lbd answer 5xx itself (connect errors,
 	// resets, timeouts), while a gateway run counts only those, and a 5xx
 	// that the backend did send proves it reachable and breaks the run.
-	h.consec5xx.Add(1)
+	raise(&h.peak5xx, h.consec5xx.Add(1))
 	if o == GatewayError {
-		h.consecGateway.Add(1)
+		raise(&h.peakGateway, h.consecGateway.Add(1))
 	} else {
 		h.consecGateway.Store(0)
 	}
 	// Wake the actor the moment the breaker has something to decide, rather
 	// than at its next tick; this is the only message the request path sends,
 	// and only on a failure that crosses the threshold or ends a probe.
-	if n := h.consecFail.Add(1); n == h.threshold.Load() || h.snap.Load().Breaker == HalfOpen {
+	n := h.consecFail.Add(1)
+	raise(&h.peakFail, n)
+	if n == h.threshold.Load() || h.snap.Load().Breaker == HalfOpen {
 		h.wake()
+	}
+}
+
+// raise sets peak to n if n is higher.
+func raise(peak *atomic.Int64, n int64) {
+	for {
+		p := peak.Load()
+		if n <= p || peak.CompareAndSwap(p, n) {
+			return
+		}
 	}
 }
 
@@ -145,6 +162,18 @@ func (h *Handle) wake() { _ = h.ref.Tell(wake{}) }
 func (h *Handle) resetOutlierRuns() {
 	h.consec5xx.Store(0)
 	h.consecGateway.Store(0)
+	h.peak5xx.Store(0)
+	h.peakGateway.Store(0)
+}
+
+// TakeRuns returns the longest runs of failures (Counters.Consecutive5xx)
+// and of gateway failures (Counters.ConsecutiveGateway) since its last call,
+// or the current runs if longer. A run that reaches a threshold is usually
+// ended by a success within milliseconds under load; reading only the
+// current run at a poll would miss almost every one. It is meant for one
+// reader, the outlier detector: each call takes what the previous left.
+func (h *Handle) TakeRuns() (fiveXX, gateway int64) {
+	return max(h.peak5xx.Swap(0), h.consec5xx.Load()), max(h.peakGateway.Swap(0), h.consecGateway.Load())
 }
 
 // Counters are the request path's running figures for one backend. They are

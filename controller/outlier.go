@@ -170,7 +170,8 @@ func (s *outlierState) Tick(now time.Time) {
 		w := s.watched[u]
 		c := w.h.Counters()
 		counters[u] = c
-		st := OutlierStats{URL: u, Consecutive5xx: c.Consecutive5xx, ConsecutiveGateway: c.ConsecutiveGateway,
+		run5xx, runGateway := w.h.TakeRuns()
+		st := OutlierStats{URL: u, Consecutive5xx: run5xx, ConsecutiveGateway: runGateway,
 			Draining: w.h.Snapshot().State == backendactor.StateDraining}
 		if obs.SuccessRate {
 			st.Requests, st.Failures = c.Requests-w.base.Requests, c.Failures-w.base.Failures

@@ -213,3 +213,16 @@ func TestOutlierConfigValidate(t *testing.T) {
 	require.False(t, DisabledOutlierReport().Enabled)
 	require.NotNil(t, DisabledOutlierReport().Ejected, "an empty list, not null")
 }
+
+func TestDetectorSeesARunThatASuccessEnded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		set, hs := outlierBackends(t, 3)
+		d := startDetector(t, set, nil, nil)
+		serve(t, hs[0], 5, backendactor.ServerError)
+		serve(t, hs[0], 1, backendactor.Success) // under load the run ends long before the next poll
+		<-time.After(150 * time.Millisecond)
+		synctest.Wait()
+		require.Len(t, d.Report().Ejected, 1)
+		require.Equal(t, hs[0].URL(), d.Report().Ejected[0].URL)
+	})
+}
