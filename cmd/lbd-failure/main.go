@@ -1,0 +1,166 @@
+// Command lbd-failure measures how lbd detects failing backends and brings
+// them back: the scenarios of docs/SCENARIOS.md, "Failure detection and
+// recovery".
+//
+//	go build -o bin/lbd ./cmd/lbd
+//	go run ./cmd/lbd-failure detect -lbd bin/lbd [-down 5s] [-rate 200] [-full-weight]
+//	go run ./cmd/lbd-failure flaky  -lbd bin/lbd [-modes none,breaker,outlier,retries,all] [-duration 30s] [-repeat 3]
+//
+// detect: four synthetic backends and lbd at its default settings; one
+// backend dies with no traffic (only the health checks can tell), comes back
+// after -down, then another dies under an open-loop load of -rate requests/s
+// and comes back. It prints how long each step took next to what lbd's
+// defaults predict.
+//
+// flaky: four backends, one answering 500 to -error-rate of its requests;
+// for each mode (breaker, outlier detection and retries on or off) a fresh
+// lbd, a closed-loop load of -c clients for -duration, and the share of
+// requests a client saw fail.
+//
+// lbd runs as a child process with a generated config; the backends and the
+// load generator run in this process. Everything listens on loopback ports
+// the kernel picks, and every run is bounded in time.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: lbd-failure detect|flaky [flags]   (-h after the scenario lists its flags)`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	logger := log.New(stderr, "lbd-failure: ", 0)
+	switch args[0] {
+	case "detect":
+		o, err := parseDetect(args[1:], stderr)
+		if err != nil {
+			return flagError(err, stderr)
+		}
+		if !binaryExists(o.lbd, logger) {
+			return 1
+		}
+		res, err := detect(ctx, o, logger)
+		if err != nil {
+			logger.Print(err)
+			return 1
+		}
+		printDetect(stdout, o, res)
+	case "flaky":
+		o, err := parseFlaky(args[1:], stderr)
+		if err != nil {
+			return flagError(err, stderr)
+		}
+		if !binaryExists(o.lbd, logger) {
+			return 1
+		}
+		runs, err := flaky(ctx, o, logger)
+		printFlaky(stdout, o, runs)
+		if err != nil {
+			logger.Print(err)
+			return 1
+		}
+	default:
+		fmt.Fprintf(stderr, "lbd-failure: unknown scenario %q\n%s\n", args[0], usage)
+		return 2
+	}
+	return 0
+}
+
+func flagError(err error, stderr io.Writer) int {
+	if !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "lbd-failure:", err)
+	}
+	return 2
+}
+
+func binaryExists(path string, logger *log.Logger) bool {
+	if _, err := os.Stat(path); err != nil {
+		logger.Printf("%v (build it: go build -o bin/lbd ./cmd/lbd)", err)
+		return false
+	}
+	return true
+}
+
+func parseDetect(args []string, stderr io.Writer) (detectOptions, error) {
+	var o detectOptions
+	fs := flag.NewFlagSet("lbd-failure detect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.lbd, "lbd", "bin/lbd", "the lbd binary to run (make build)")
+	fs.DurationVar(&o.down, "down", 5*time.Second, "how long a dead backend stays dead")
+	fs.Float64Var(&o.rate, "rate", 200, "open-loop requests/s during the under-load half")
+	fs.BoolVar(&o.fullWeight, "full-weight", false, "also wait for the warm-up ramp to end (adds about warmup.duration twice)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var errs []error
+	if o.down < 0 || o.down > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("-down %v: want 0..5m", o.down))
+	}
+	if o.rate <= 0 || o.rate > 5000 {
+		errs = append(errs, fmt.Errorf("-rate %g: want (0, 5000]", o.rate))
+	}
+	return o, errors.Join(errs...)
+}
+
+func parseFlaky(args []string, stderr io.Writer) (flakyOptions, error) {
+	var o flakyOptions
+	var modes string
+	fs := flag.NewFlagSet("lbd-failure flaky", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.lbd, "lbd", "bin/lbd", "the lbd binary to run (make build)")
+	fs.StringVar(&modes, "modes", strings.Join(flakyModeNames(), ","), "comma-separated modes: "+strings.Join(flakyModeNames(), ", "))
+	fs.Float64Var(&o.errorRate, "error-rate", 0.3, "share of the flaky backend's requests answered 500")
+	fs.IntVar(&o.concurrency, "c", 16, "clients (closed loop)")
+	fs.DurationVar(&o.duration, "duration", 30*time.Second, "load per run")
+	fs.IntVar(&o.repeat, "repeat", 1, "runs per mode")
+	fs.BoolVar(&o.aimd, "aimd", false, "keep the adaptive concurrency limit on (it reads the 5xx share as overload)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.modes = strings.Split(modes, ",")
+	var errs []error
+	check := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	for _, m := range o.modes {
+		check(strings.Contains(","+strings.Join(flakyModeNames(), ",")+",", ","+m+","), "mode %q: want one of %s", m, strings.Join(flakyModeNames(), ", "))
+	}
+	check(o.errorRate >= 0 && o.errorRate <= 1, "-error-rate %g: want 0..1", o.errorRate)
+	check(o.concurrency >= 1 && o.concurrency <= 256, "-c %d: want 1..256", o.concurrency)
+	check(o.duration > 0 && o.duration <= 5*time.Minute, "-duration %v: want (0, 5m]", o.duration)
+	check(o.repeat >= 1 && o.repeat <= 10, "-repeat %d: want 1..10", o.repeat)
+	return o, errors.Join(errs...)
+}
+
+// tempDir makes a directory for one lbd's config and log.
+func tempDir() (string, error) { return os.MkdirTemp("", "lbd-failure-") }
+
+// removeUnlessFailed removes dir after a successful run and keeps it, with
+// lbd's log, after a failed one.
+func removeUnlessFailed(dir string, err *error) {
+	if *err == nil {
+		_ = os.RemoveAll(dir)
+	}
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/lbd/lbd/cmd/internal/loadgen"
+	"github.com/lbd/lbd/config"
+)
+
+func TestScenarioIsRequired(t *testing.T) {
+	for _, args := range [][]string{nil, {"overload"}} {
+		var out, errb bytes.Buffer
+		require.Equal(t, 2, run(context.Background(), args, &out, &errb), args)
+		require.Contains(t, errb.String(), "usage: lbd-failure detect|flaky")
+	}
+}
+
+func TestFlagsAreBounded(t *testing.T) {
+	for _, args := range [][]string{{"-down", "1h"}, {"-rate", "0"}, {"-rate", "1e6"}} {
+		_, err := parseDetect(args, io.Discard)
+		require.Error(t, err, args)
+	}
+	for _, args := range [][]string{
+		{"-modes", "all,nope"}, {"-error-rate", "2"}, {"-c", "0"}, {"-duration", "1h"}, {"-repeat", "11"},
+	} {
+		_, err := parseFlaky(args, io.Discard)
+		require.Error(t, err, args)
+	}
+	o, err := parseFlaky(nil, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, []string{"none", "breaker", "outlier", "retries", "all"}, o.modes)
+	require.False(t, o.aimd)
+}
+
+func TestMissingBinaryIsReported(t *testing.T) {
+	for _, sc := range []string{"detect", "flaky"} {
+		var out, errb bytes.Buffer
+		require.Equal(t, 1, run(context.Background(), []string{sc, "-lbd", t.TempDir() + "/nope"}, &out, &errb))
+		require.Contains(t, errb.String(), "go build")
+	}
+}
+
+func TestExpectationsFollowTheConfig(t *testing.T) {
+	h := config.Default().Health // 2s ± 20%, fall 3, rise 2
+	down := probeRuns(h, h.Fall)
+	require.InDelta(t, 5.013, down.mean.Seconds(), 0.001, "a residual of 1.013s plus two intervals")
+	require.Equal(t, 3200*time.Millisecond, down.lo)
+	require.Equal(t, 7200*time.Millisecond, down.hi)
+	up := probeRuns(h, h.Rise)
+	require.InDelta(t, 3.013, up.mean.Seconds(), 0.001)
+	require.Equal(t, "mean 3.0s (1.6-4.8s)", up.String())
+
+	h.Jitter = 0
+	require.Equal(t, expectation{mean: 5 * time.Second, lo: 4 * time.Second, hi: 6 * time.Second}, probeRuns(h, 3))
+}
+
+func TestModesAreValidConfigs(t *testing.T) {
+	for _, m := range flakyModes {
+		cfg := baseConfig([]string{"http://127.0.0.1:9001", "http://127.0.0.1:9002"})
+		m.apply(cfg)
+		data, err := json.Marshal(cfg)
+		require.NoError(t, err)
+		back, err := config.Parse(data)
+		require.NoError(t, err, m.name)
+		require.NoError(t, back.Validate(), m.name)
+		require.Equal(t, "off", back.AccessLog.Mode)
+		require.Equal(t, strings.Contains("outlier all", m.name), !back.Outlier.Disabled, m.name)
+		require.Equal(t, strings.Contains("retries all", m.name), back.Retries.Max > 0, m.name)
+		require.Equal(t, m.name != "none", back.Breaker.FailureThreshold == config.Default().Breaker.FailureThreshold, m.name)
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	r := &loadgen.Result{
+		Errors: 5, ErrorKinds: map[string]int64{"canceled": 3, "reset": 2},
+		Status: map[int]int64{200: 90, 204: 1, 404: 1, 502: 2, 503: 4},
+	}
+	require.EqualValues(t, 2+1+2+4, clientErrors(r), "the generator's own cancels are not the server's doing")
+	require.Equal(t, "0.001%", percent(1, 100_000))
+	require.Equal(t, "0.00010%", percent(1, 1_000_000), "not rounded to zero")
+	require.Equal(t, "0.000%", percent(0, 100_000))
+	require.Equal(t, "-", percent(0, 0))
+}
