@@ -13,6 +13,7 @@ build: ## build lbd and its helpers into bin/
 	$(GO) build -o $(BIN)/lbd-backend ./cmd/lbd-backend
 	$(GO) build -o $(BIN)/lbd-load ./cmd/lbd-load
 	$(GO) build -o $(BIN)/lbd-overload ./cmd/lbd-overload
+	$(GO) build -o $(BIN)/lbd-failure ./cmd/lbd-failure
 
 run: ## run lbd with three embedded demo backends
 	$(GO) run ./cmd/lbd -demo

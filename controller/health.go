@@ -269,7 +269,8 @@ func (s *healthState) done(m probeDone) {
 		s.checks.WithLabelValues(m.h.URL(), m.res.Result).Inc()
 	}
 	pass := m.res.OK()
-	if t.lastOK == nil || *t.lastOK != pass {
+	// Log changes only: the first failure, the first success after failures.
+	if (t.lastOK == nil && !pass) || (t.lastOK != nil && *t.lastOK != pass) {
 		lvl := slog.LevelInfo
 		if !pass {
 			lvl = slog.LevelWarn

@@ -80,11 +80,14 @@ func flaky(ctx context.Context, o flakyOptions, logger *log.Logger) ([]flakyRun,
 	for _, name := range o.modes {
 		i := slices.IndexFunc(flakyModes, func(m flakyMode) bool { return m.name == name })
 		for rep := range o.repeat {
-			// Fresh backends per run, with the same seed: every mode meets the same sequence of errors.
+			// Fresh backends per run, seeded by the run's number: the n-th run
+			// of every mode meets the same sequence of errors, and the runs of
+			// one mode meet different ones (when a first run of five failures
+			// comes is luck; a median over runs should not hang on one draw).
 			var running []*synth.Running
 			var urls []string
 			for k, kn := range knobs {
-				r, err := synth.Start("127.0.0.1:0", kn, synth.WithSeed(uint64(k+1)))
+				r, err := synth.Start("127.0.0.1:0", kn, synth.WithSeed(uint64(1000*rep+k+1)))
 				if err != nil {
 					return out, err
 				}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -302,11 +303,37 @@ func TestFailureDetectionStopsClean(t *testing.T) {
 		http.DefaultClient.CloseIdleConnections()
 		goleak.VerifyNone(t, ignore)
 	})
-	backends := startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b", HealthStatus: 500, Latency: time.Second})
+	probed := make(chan struct{}, 1)
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" { // answers no probe: lbd must cancel it to stop
+			select {
+			case probed <- struct{}{}:
+			default:
+			}
+			<-r.Context().Done()
+		}
+	}))
+	t.Cleanup(hanging.Close)
+	backends := startBackends(t, synth.Knobs{Name: "a"})
 	l := startLBD(t, backends, func(cfg *config.Config) {
 		fastHealth(cfg)
-		cfg.Health.Timeout = config.Duration(time.Hour) // b's probes hang until lbd stops them
+		cfg.Health.Timeout = config.Duration(time.Hour)
+		cfg.Backends = append(cfg.Backends, config.Backend{URL: hanging.URL, Weight: 1, Protocol: "http1"})
 	})
+	select {
+	case <-probed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hanging backend was never probed")
+	}
 	eventually(t, 2*time.Second, "probes run", func() bool { return backends[0].Server.HealthChecks() > 2 })
 	l.spread(t, 4)
+	var actors struct {
+		Actors []struct{ Kind, State string } `json:"actors"`
+	}
+	getJSON(t, l.adminURL+"/debug/actors", &actors)
+	for _, a := range actors.Actors {
+		if a.Kind == "health" {
+			require.Regexp(t, `probing=[12] `, a.State, "the hanging probe is in flight while lbd shuts down")
+		}
+	}
 }
