@@ -40,14 +40,15 @@ type Handle struct {
 	consecFail    atomic.Int64
 	consec5xx     atomic.Int64
 	consecGateway atomic.Int64
+	requests      atomic.Uint64
+	failures      atomic.Uint64
+	threshold     atomic.Int64 // breaker failure threshold, for the wake-up below
+
 	// The longest runs since their reader last took them: the actor takes
 	// peakFail on each fold, the outlier detector the other two (TakeRuns).
 	// A run is over at the next success, often well before anyone looks;
 	// the peaks keep a crossing of a threshold from going unseen.
 	peakFail, peak5xx, peakGateway atomic.Int64
-	requests      atomic.Uint64
-	failures      atomic.Uint64
-	threshold     atomic.Int64 // breaker failure threshold, for the wake-up below
 }
 
 // bucket collects the samples of one tick; the actor swaps it out and folds it.
