@@ -310,3 +310,42 @@ func TestHealthConfigValidate(t *testing.T) {
 		require.ErrorContains(t, c.Validate(), name)
 	}
 }
+
+// TestDetectionTimeFollowsTheSchedule kills a backend 30ms after the
+// checker starts, at lbd's defaults (2s ± 20%, fall 3), for 200 seeds of the
+// jitter: the time until the backend is marked down must follow the model
+// docs/SCENARIOS.md computes — the wait for the next probe (about 1s) plus two
+// intervals: 5.0s on average, never under 3.2s nor over 7.2s (+ one tick).
+func TestDetectionTimeFollowsTheSchedule(t *testing.T) {
+	const runs = 200
+	var sum, lo, hi time.Duration
+	lo = time.Hour
+	for seed := range runs {
+		synctest.Test(t, func(t *testing.T) {
+			set := &backendSet{}
+			h := newBackend(t, "http://a:1", false) // rise 2, fall 3
+			set.set(h)
+			kill := time.Now().Add(30 * time.Millisecond)
+			p := newScriptedProber()
+			p.set(h.URL(), func(context.Context) ProbeResult {
+				if time.Now().After(kill) {
+					return ProbeResult{Result: ProbeError, Detail: "connect: connection refused"}
+				}
+				return ProbeResult{Result: ProbeSuccess}
+			})
+			hc := startChecker(t, set, p, nil, func(c *HealthConfig) { c.Rand = rand.New(rand.NewPCG(uint64(seed), 7)) })
+			defer stopChecker(t, hc)
+			<-time.After(time.Until(kill))
+			for h.Snapshot().State != backendactor.StateUnhealthy {
+				<-time.After(10 * time.Millisecond)
+			}
+			d := time.Since(kill)
+			sum, lo, hi = sum+d, min(lo, d), max(hi, d)
+		})
+	}
+	mean := sum / runs
+	require.InDelta(t, 5.0, mean.Seconds(), 0.15, "mean %v", mean)
+	require.GreaterOrEqual(t, lo, 3200*time.Millisecond)
+	require.LessOrEqual(t, hi, 7300*time.Millisecond)
+	t.Logf("marked down after %v on average (%v-%v) over %d seeds", mean, lo, hi, runs)
+}
