@@ -100,9 +100,9 @@ func detect(ctx context.Context, o detectOptions, logger *log.Logger) (_ *detect
 	if err != nil {
 		return nil, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	state := func(u string) (backendView, error) {
-		bs, err := p.backends(ctx)
+		bs, err := backends(ctx, p)
 		return bs[u], err
 	}
 	kill := func(i int) time.Time {
@@ -160,7 +160,7 @@ func detect(ctx context.Context, o detectOptions, logger *log.Logger) (_ *detect
 	var loadErr error
 	wg.Go(func() {
 		res.load, loadErr = loadgen.Run(loadCtx, loadgen.Config{
-			URL: p.dataURL + "/", Rate: o.rate, MaxOutstanding: 256, N: loadgen.MaxN, Duration: time.Hour,
+			URL: p.DataURL + "/", Rate: o.rate, MaxOutstanding: 256, N: loadgen.MaxN, Duration: time.Hour,
 		})
 	})
 	if err := pause(ctx, 3*time.Second); err != nil {
@@ -216,7 +216,7 @@ func detect(ctx context.Context, o detectOptions, logger *log.Logger) (_ *detect
 	}
 	if clientErrors(res.load) > 0 {
 		keep = true
-		logger.Printf("clients saw errors: lbd's log is kept in %s", p.logPath)
+		logger.Printf("clients saw errors: lbd's log is kept in %s", p.LogPath)
 	}
 	return res, nil
 }

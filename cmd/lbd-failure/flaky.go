@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lbd/lbd/cmd/internal/lbdproc"
 	"github.com/lbd/lbd/cmd/internal/loadgen"
 	"github.com/lbd/lbd/cmd/internal/synth"
 	"github.com/lbd/lbd/config"
@@ -123,26 +125,26 @@ func flakyOnce(ctx context.Context, o flakyOptions, cfg *config.Config, flakyURL
 	if err != nil {
 		return flakyRun{}, err
 	}
-	defer p.stop()
+	defer p.Stop()
 	res, err := loadgen.Run(ctx, loadgen.Config{
-		URL: p.dataURL + "/", Concurrency: o.concurrency, N: loadgen.MaxN, Duration: o.duration,
+		URL: p.DataURL + "/", Concurrency: o.concurrency, N: loadgen.MaxN, Duration: o.duration,
 	})
 	if err != nil {
 		return flakyRun{}, err
 	}
 	run := flakyRun{res: res, clientErrors: clientErrors(res), flakyAnswered: res.Backend["flaky"]}
-	bs, err := p.backends(ctx)
+	bs, err := backends(ctx, p)
 	if err != nil {
 		return run, err
 	}
 	fb := bs[flakyURL]
 	run.flakyTries, run.flakyFailures, run.trips = fb.Requests, fb.Failures, fb.BreakerTrip
-	ej, err := p.metricSum(ctx, "lbd_outlier_ejections_total")
-	if err != nil {
+	ej, err := p.Metric(ctx, "lbd_outlier_ejections_total")
+	if err != nil && !errors.Is(err, lbdproc.ErrNoMetric) { // absent with outlier detection off
 		return run, err
 	}
 	run.ejections = int(ej)
-	run.retries, err = p.metricSum(ctx, "lbd_retries_total")
+	run.retries, err = p.Metric(ctx, "lbd_retries_total")
 	return run, err
 }
 

@@ -85,10 +85,3 @@ func TestMissingBinaryIsReported(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.True(t, strings.Contains(errb.String(), "go build"), errb.String())
 }
-
-func TestLoopbackAddress(t *testing.T) {
-	require.Equal(t, "127.0.0.1:3030", loopback("[::]:3030"))
-	require.Equal(t, "127.0.0.1:3030", loopback(":3030"))
-	require.Equal(t, "127.0.0.1:41000", loopback("127.0.0.1:41000"))
-	require.Equal(t, "[::1]:41000", loopback("[::1]:41000"))
-}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbd/lbd/cmd/internal/lbdproc"
 	"github.com/lbd/lbd/cmd/internal/loadgen"
 )
 
@@ -98,17 +99,17 @@ func runMode(ctx context.Context, o options, mode string, urls []string, logger 
 		r.err = err
 		return r
 	}
-	p, err := startLBD(ctx, o.lbd, dir, cfg)
+	p, err := lbdproc.Start(ctx, o.lbd, dir, cfg)
 	if err != nil {
 		r.err = err
 		return r
 	}
 	defer os.RemoveAll(dir)
-	defer p.stop()
+	defer p.Stop()
 
 	load := func(d time.Duration) loadgen.Config {
 		return loadgen.Config{
-			URL: p.dataURL + "/", Rate: r.offered, N: int(math.Ceil(r.offered*d.Seconds())) + 1, Duration: d,
+			URL: p.DataURL + "/", Rate: r.offered, N: int(math.Ceil(r.offered*d.Seconds())) + 1, Duration: d,
 			MaxOutstanding: 4000, Timeout: o.timeout,
 		}
 	}
@@ -147,7 +148,7 @@ func runMode(ctx context.Context, o options, mode string, urls []string, logger 
 }
 
 // sampleLimit reads lbd_admission_limit every 250ms until stop closes.
-func sampleLimit(ctx context.Context, p *lbdProcess, stop <-chan struct{}) []float64 {
+func sampleLimit(ctx context.Context, p *lbdproc.Process, stop <-chan struct{}) []float64 {
 	var out []float64
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
@@ -158,7 +159,7 @@ func sampleLimit(ctx context.Context, p *lbdProcess, stop <-chan struct{}) []flo
 		case <-ctx.Done():
 			return out
 		case <-t.C:
-			if v, err := p.metric(ctx, "lbd_admission_limit"); err == nil {
+			if v, err := p.Metric(ctx, "lbd_admission_limit"); err == nil {
 				out = append(out, v)
 			}
 		}
