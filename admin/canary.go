@@ -9,7 +9,7 @@ import (
 // Canary routing is the scheduler actor's: it checks that the backend is in
 // the set and publishes a picker that sends it its share.
 func (s *Server) canaryRoutes() {
-	s.mux.HandleFunc("GET /admin/canary", s.getCanary)
+	s.mux.HandleFunc("GET /admin/canary", s.schedulerView(func(st scheduler.Status) any { return canaryOf(st) }))
 	s.mux.HandleFunc("POST /admin/canary/set", takes(s.setCanary, "url", "percent"))
 	s.mux.HandleFunc("POST /admin/canary/clear", takes(s.clearCanary))
 }
@@ -21,17 +21,6 @@ type canaryView struct {
 
 func canaryOf(st scheduler.Status) canaryView {
 	return canaryView{Backend: st.CanaryURL, Percent: st.CanaryPercent}
-}
-
-func (s *Server) getCanary(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := s.ctx(r)
-	defer cancel()
-	st, err := s.o.Scheduler.Status(ctx)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, canaryOf(st))
 }
 
 func (s *Server) setCanary(w http.ResponseWriter, r *http.Request) {

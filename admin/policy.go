@@ -9,7 +9,7 @@ import (
 // Policy and sticky sessions belong to the scheduler actor: reads ask it for
 // its Status, changes send SetPolicy, which validates and answers.
 func (s *Server) policyRoutes() {
-	s.mux.HandleFunc("GET /admin/policy", s.getPolicy)
+	s.mux.HandleFunc("GET /admin/policy", s.schedulerView(func(st scheduler.Status) any { return viewOf(st) }))
 	s.mux.HandleFunc("PUT /admin/policy", takes(s.putPolicy))
 	s.mux.HandleFunc("POST /admin/policy", takes(s.postPolicy, "name", "sticky", "sticky_key"))
 }
@@ -31,15 +31,19 @@ func viewOf(st scheduler.Status) policyView {
 	return policyView{Policy: st.Policy, Sticky: &stickyView{Enabled: &st.StickyEnabled, Key: st.StickyKey}}
 }
 
-func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := s.ctx(r)
-	defer cancel()
-	st, err := s.o.Scheduler.Status(ctx)
-	if err != nil {
-		s.fail(w, err)
-		return
+// schedulerView answers a GET with a view of the scheduler's settings,
+// asked of the scheduler actor.
+func (s *Server) schedulerView(view func(scheduler.Status) any) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := s.ctx(r)
+		defer cancel()
+		st, err := s.o.Scheduler.Status(ctx)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, view(st))
 	}
-	writeJSON(w, http.StatusOK, viewOf(st))
 }
 
 func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
