@@ -62,6 +62,13 @@ type Config struct {
 	MetricsDump   MetricsDump `json:"metrics_dump"`
 	StateFile     string      `json:"state_file"`
 	ShutdownGrace Duration    `json:"shutdown_grace"`
+
+	// Pools are the named pools besides "default", whose backends, policy,
+	// sticky, canary and per-pool settings are the top-level ones above.
+	// Routes send requests to pools; without routes everything goes to
+	// "default" (pools.go).
+	Pools  map[string]Pool `json:"pools,omitempty"`
+	Routes []Route         `json:"routes,omitempty"`
 }
 
 // Admin configures the admin listener (admin REST, /metrics, /debug).
@@ -87,7 +94,10 @@ type WebSocket struct {
 
 // Backend is one upstream server.
 type Backend struct {
-	URL         string `json:"url"`
+	URL string `json:"url"`
+	// Name is an optional label shown next to the URL (admin API, tap,
+	// events, the status page); the URL stays the backend's identity.
+	Name        string `json:"name,omitempty"`
 	Weight      int    `json:"weight"`
 	MaxInflight int    `json:"max_inflight"`
 	// Protocol is http1 (default), h2c or h2 (needs an https URL).

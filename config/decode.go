@@ -16,9 +16,18 @@ import (
 	"strings"
 )
 
-var backendType = reflect.TypeFor[Backend]()
+var (
+	backendType = reflect.TypeFor[Backend]()
+	configType  = reflect.TypeFor[Config]()
+)
 
-type decoder struct{ problems []Problem }
+type decoder struct {
+	problems []Problem
+	// pools is the raw "pools" member, decoded after the rest of the file
+	// because each pool starts from the top-level settings, which may come
+	// after it in the file.
+	pools json.RawMessage
+}
 
 func (d *decoder) add(path, msg string) { d.problems = append(d.problems, Problem{path, msg}) }
 
@@ -33,6 +42,12 @@ func decode(data []byte, c *Config) []Problem {
 	}
 	var d decoder
 	d.value("", raw, reflect.ValueOf(c).Elem())
+	if d.pools != nil && string(bytes.TrimSpace(d.pools)) != "null" {
+		d.mapObject("pools", d.pools, reflect.ValueOf(&c.Pools).Elem(), func() reflect.Value {
+			p := c.poolTemplate()
+			return reflect.ValueOf(&p).Elem()
+		})
+	}
 	return d.problems
 }
 
@@ -53,6 +68,8 @@ func (d *decoder) value(path string, raw json.RawMessage, v reflect.Value) {
 		d.object(path, raw, v)
 	case reflect.Slice:
 		d.array(path, raw, v)
+	case reflect.Map:
+		d.mapObject(path, raw, v, func() reflect.Value { return reflect.New(v.Type().Elem()).Elem() })
 	default:
 		if err := json.Unmarshal(raw, v.Addr().Interface()); err != nil {
 			d.add(path, wantMessage(v.Kind(), raw))
@@ -83,12 +100,56 @@ func (d *decoder) object(path string, raw json.RawMessage, v reflect.Value) {
 		}
 		key, _ := tok.(string)
 		p := memberPath(path, key)
+		if v.Type() == configType && key == "pools" {
+			d.pools = member
+			continue
+		}
 		if i := slicesIndex(names, key); i >= 0 {
 			d.value(p, member, v.Field(i))
 		} else {
 			d.add(p, unknownKey(key, names))
 		}
 	}
+}
+
+// mapObject replaces v's map (string keys) with the JSON object's members,
+// each decoded onto a fresh element from start. A key given twice is a
+// problem rather than an override: map keys here are names (pools, header
+// names), and two entries under one name are an editing mistake whose
+// first half would silently vanish.
+func (d *decoder) mapObject(path string, raw json.RawMessage, v reflect.Value, start func() reflect.Value) {
+	raw = bytes.TrimSpace(raw)
+	if raw[0] != '{' {
+		d.add(path, "want an object, got "+describe(raw))
+		return
+	}
+	m := reflect.MakeMap(v.Type())
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil { // '{'
+		d.add(path, err.Error())
+		return
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		var member json.RawMessage
+		if err == nil {
+			err = dec.Decode(&member)
+		}
+		if err != nil { // raw was checked by json.Unmarshal: cannot happen
+			d.add(path, err.Error())
+			return
+		}
+		key, _ := tok.(string)
+		p := memberPath(path, key)
+		if m.MapIndex(reflect.ValueOf(key)).IsValid() {
+			d.add(p, "given twice; each name may appear once")
+			continue
+		}
+		e := start()
+		d.value(p, member, e)
+		m.SetMapIndex(reflect.ValueOf(key), e)
+	}
+	v.Set(m)
 }
 
 // array replaces v's slice with the JSON array's elements, each starting

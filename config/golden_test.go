@@ -86,6 +86,13 @@ func TestFullSetsEveryField(t *testing.T) {
 				require.NotEmpty(t, list, p)
 				first, _ := list[0].(map[string]any)
 				walk(p+"[0]", ft.Elem(), first)
+			case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct:
+				m, _ := v.(map[string]any)
+				require.NotEmpty(t, m, p)
+				for _, first := range m { // every entry is checked alike; full.json has one
+					sub, _ := first.(map[string]any)
+					walk(p+".*", ft.Elem(), sub)
+				}
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -63,26 +64,74 @@ func Check(path string) []Problem {
 // tags exactly, case included. A key given twice is applied twice, in order,
 // so the last one wins, as with encoding/json.
 //
-// Every error is a *ValidationError. Decode problems are returned alone,
-// since validating a half-decoded config would report consequences rather
-// than causes; otherwise every validation problem is returned. On success
-// the backend URLs and canary.backend are rewritten in NormalizeURL's form,
-// so every package names a backend the same way.
+// Every error is a *ValidationError listing every problem of the file in
+// one go: decoding problems (unknown keys, wrong types) and validation
+// problems (a negative weight, a bad URL) together, so one run of
+// `lbd -check` shows all there is to fix. A member that failed to decode
+// keeps its default, and validation problems at or under its path are left
+// out, since they would be consequences of the decoding problem rather than
+// causes. A file that is not a JSON object at all reports that alone. On
+// success the backend URLs and canary backends are rewritten in
+// NormalizeURL's form, so every package names a backend the same way.
 func Parse(data []byte) (*Config, error) {
 	c := Default()
-	if probs := decode(data, c); len(probs) > 0 {
-		return nil, &ValidationError{Problems: probs}
+	probs := decode(data, c)
+	for _, p := range probs {
+		if p.Path == "" {
+			return nil, &ValidationError{Problems: probs}
+		}
 	}
 	if err := c.Validate(); err != nil {
-		return nil, err
+		ve, _ := errors.AsType[*ValidationError](err)
+		for _, vp := range ve.Problems {
+			if !underAny(vp.Path, probs) {
+				probs = append(probs, vp)
+			}
+		}
 	}
-	for i := range c.Backends {
-		c.Backends[i].URL, _ = NormalizeURL(c.Backends[i].URL)
+	if len(probs) > 0 {
+		return nil, &ValidationError{Problems: probs}
 	}
-	if c.Canary.Backend != "" {
-		c.Canary.Backend, _ = NormalizeURL(c.Canary.Backend)
-	}
+	c.normalize()
 	return c, nil
+}
+
+// underAny reports whether path is one of the decode problems' paths or
+// lies under one (a.b under a, a[1].c under a[1]).
+func underAny(path string, probs []Problem) bool {
+	for _, p := range probs {
+		if path == p.Path || strings.HasPrefix(path, p.Path+".") || strings.HasPrefix(path, p.Path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// normalize rewrites every backend URL and canary backend of a valid config
+// in NormalizeURL's form.
+func (c *Config) normalize() {
+	normBackends(c.Backends)
+	c.Canary.Backend = normCanary(c.Canary.Backend)
+	for name, p := range c.Pools {
+		p.Backends = slices.Clone(p.Backends)
+		normBackends(p.Backends)
+		p.Canary.Backend = normCanary(p.Canary.Backend)
+		c.Pools[name] = p
+	}
+}
+
+func normBackends(bs []Backend) {
+	for i := range bs {
+		bs[i].URL, _ = NormalizeURL(bs[i].URL)
+	}
+}
+
+func normCanary(u string) string {
+	if u == "" {
+		return ""
+	}
+	n, _ := NormalizeURL(u)
+	return n
 }
 
 // NormalizeURL returns the identity of a backend: lowercased scheme and host
@@ -174,6 +223,18 @@ func (c *Config) Clone() *Config {
 	out := *c
 	out.Backends = slices.Clone(c.Backends)
 	out.Admission.TrustedProxies = slices.Clone(c.Admission.TrustedProxies)
+	if c.Pools != nil {
+		out.Pools = make(map[string]Pool, len(c.Pools))
+		for name, p := range c.Pools {
+			p.Backends = slices.Clone(p.Backends)
+			out.Pools[name] = p
+		}
+	}
+	out.Routes = slices.Clone(c.Routes)
+	for i, r := range out.Routes {
+		out.Routes[i].Match.Header = maps.Clone(r.Match.Header)
+		out.Routes[i].Match.Method = slices.Clone(r.Match.Method)
+	}
 	return &out
 }
 
@@ -183,11 +244,20 @@ func (c *Config) Clone() *Config {
 // a Config built in code (admin, state restore) may not have been through Parse.
 func (c *Config) Redacted() *Config {
 	out := c.Clone()
-	for i := range out.Backends {
-		out.Backends[i].URL = redactURL(out.Backends[i].URL)
-	}
+	redactBackends(out.Backends)
 	out.Canary.Backend = redactURL(out.Canary.Backend)
+	for name, p := range out.Pools {
+		redactBackends(p.Backends)
+		p.Canary.Backend = redactURL(p.Canary.Backend)
+		out.Pools[name] = p
+	}
 	return out
+}
+
+func redactBackends(bs []Backend) {
+	for i := range bs {
+		bs[i].URL = redactURL(bs[i].URL)
+	}
 }
 
 func redactURL(s string) string {

@@ -130,78 +130,14 @@ func (c *Config) Validate() error {
 	}
 	k.notNegative("websocket.drain_timeout", c.WebSocket.DrainTimeout, "close open WebSockets at once")
 
-	seen := map[string]int{}
-	for i, b := range c.Backends {
-		p := fmt.Sprintf("backends[%d]", i)
-		u := k.backend(p+".", b)
-		if j, dup := seen[u]; dup && u != "" {
-			k.add(p+".url", "%q is the same backend as backends[%d] (both are %s)", b.URL, j, u)
-		} else if u != "" {
-			seen[u] = i
-		}
-	}
-
-	k.oneOf("policy", c.Policy, Policies...)
-	k.stickyKey("sticky.key", c.Sticky.Key)
-	k.floatIn("canary.percent", c.Canary.Percent, 0, 100)
-	if c.Canary.Backend != "" {
-		u, err := NormalizeURL(c.Canary.Backend)
-		if err != nil {
-			k.add("canary.backend", "%v", err)
-		} else if _, ok := seen[u]; !ok && c.Canary.Percent > 0 {
-			k.add("canary.backend", "%q is not one of the backends; add it to backends too", c.Canary.Backend)
-		}
-	} else if c.Canary.Percent > 0 {
-		k.add("canary.backend", "must name one of the backends when canary.percent is above 0")
-	}
-
-	h := c.Health
-	if !strings.HasPrefix(h.Path, "/") || strings.ContainsFunc(h.Path, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		k.add("health.path", "must be a request path starting with \"/\" and without spaces, got %q", h.Path)
-	}
-	k.positive("health.interval", h.Interval)
-	k.positive("health.timeout", h.Timeout)
-	k.floatIn("health.jitter", h.Jitter, 0, 1)
-	k.atLeast("health.rise", h.Rise, 1)
-	k.atLeast("health.fall", h.Fall, 1)
-	k.intIn("health.expected_status", h.ExpectedStatus, 100, 599)
-
-	b := c.Breaker
-	k.atLeast("breaker.failure_threshold", b.FailureThreshold, 1)
-	k.positive("breaker.open_for", b.OpenFor)
-	k.atLeast("breaker.half_open_probes", b.HalfOpenProbes, 1)
-	if b.MaxOpenFor < b.OpenFor {
-		k.add("breaker.max_open_for", "must be at least breaker.open_for (%s), got %s", b.OpenFor.D(), b.MaxOpenFor.D())
-	}
-
-	o := c.Outlier
-	k.atLeast("outlier.consecutive_5xx", o.Consecutive5xx, 1)
-	k.atLeast("outlier.consecutive_gateway_failure", o.ConsecutiveGatewayErr, 1)
-	k.positive("outlier.interval", o.Interval)
-	k.positive("outlier.base_ejection", o.BaseEjection)
-	if o.MaxEjection < o.BaseEjection {
-		k.add("outlier.max_ejection", "must be at least outlier.base_ejection (%s), got %s", o.BaseEjection.D(), o.MaxEjection.D())
-	}
-	k.intIn("outlier.max_ejection_percent", o.MaxEjectionPercent, 0, 100)
-	k.atLeast("outlier.success_rate_minimum_hosts", o.SuccessRateMinHosts, 1)
-	k.atLeast("outlier.success_rate_request_volume", o.SuccessRateMinRequest, 1)
-	if !(o.SuccessRateStdevFactor > 0) {
-		k.add("outlier.success_rate_stdev_factor", "must be above 0, got %g", o.SuccessRateStdevFactor)
-	}
-
-	k.notNegative("warmup.duration", c.Warmup.Duration, "no slow start")
-	k.intIn("warmup.min_weight_percent", c.Warmup.MinWeightPercent, 1, 100)
+	def := c.DefaultPoolConfig()
+	k.poolRouting("", def)
+	k.poolSettings("", def)
 
 	k.admission(c.Admission)
 	k.aimd(c.AIMD, c.Admission.MaxInflight)
 
-	r := c.Retries
-	k.intIn("retries.max", r.Max, 0, 10)
-	k.floatIn("retries.budget_percent", r.BudgetPercent, 0, 100)
-	k.notNegative("retries.per_try_timeout", r.PerTryTimeout, "no per-try limit")
-	if r.BufferBodyBytes < 0 {
-		k.add("retries.buffer_body_bytes", "must not be negative (0 means never buffer), got %d", r.BufferBodyBytes)
-	}
+	k.retries("", c.Retries)
 
 	t := c.Timeouts
 	k.positive("timeouts.dial", t.Dial)
@@ -220,7 +156,87 @@ func (c *Config) Validate() error {
 		k.atLeast("metrics_dump.keep", c.MetricsDump.Keep, 1)
 	}
 	k.notNegative("shutdown_grace", c.ShutdownGrace, "stop without waiting")
+	k.pools(c)
+	k.routes(c)
 	return k.err()
+}
+
+// poolRouting checks a pool's backends, policy, sticky and canary; prefix
+// is "" for the top level (the pool "default") or "pools.NAME.".
+func (k *checker) poolRouting(prefix string, p Pool) {
+	seen := map[string]int{}
+	for i, b := range p.Backends {
+		path := fmt.Sprintf("%sbackends[%d]", prefix, i)
+		u := k.backend(path+".", b)
+		if j, dup := seen[u]; dup && u != "" {
+			k.add(path+".url", "%q is the same backend as %sbackends[%d] (both are %s)", b.URL, prefix, j, u)
+		} else if u != "" {
+			seen[u] = i
+		}
+	}
+
+	k.oneOf(prefix+"policy", p.Policy, Policies...)
+	k.stickyKey(prefix+"sticky.key", p.Sticky.Key)
+	k.floatIn(prefix+"canary.percent", p.Canary.Percent, 0, 100)
+	if p.Canary.Backend != "" {
+		u, err := NormalizeURL(p.Canary.Backend)
+		if err != nil {
+			k.add(prefix+"canary.backend", "%v", err)
+		} else if _, ok := seen[u]; !ok && p.Canary.Percent > 0 {
+			k.add(prefix+"canary.backend", "%q is not one of the backends; add it to backends too", p.Canary.Backend)
+		}
+	} else if p.Canary.Percent > 0 {
+		k.add(prefix+"canary.backend", "must name one of the backends when canary.percent is above 0")
+	}
+}
+
+// poolSettings checks a pool's health, breaker, outlier and warmup sections.
+func (k *checker) poolSettings(prefix string, p Pool) {
+	h := p.Health
+	if !strings.HasPrefix(h.Path, "/") || strings.ContainsFunc(h.Path, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		k.add(prefix+"health.path", "must be a request path starting with \"/\" and without spaces, got %q", h.Path)
+	}
+	k.positive(prefix+"health.interval", h.Interval)
+	k.positive(prefix+"health.timeout", h.Timeout)
+	k.floatIn(prefix+"health.jitter", h.Jitter, 0, 1)
+	k.atLeast(prefix+"health.rise", h.Rise, 1)
+	k.atLeast(prefix+"health.fall", h.Fall, 1)
+	k.intIn(prefix+"health.expected_status", h.ExpectedStatus, 100, 599)
+
+	b := p.Breaker
+	k.atLeast(prefix+"breaker.failure_threshold", b.FailureThreshold, 1)
+	k.positive(prefix+"breaker.open_for", b.OpenFor)
+	k.atLeast(prefix+"breaker.half_open_probes", b.HalfOpenProbes, 1)
+	if b.MaxOpenFor < b.OpenFor {
+		k.add(prefix+"breaker.max_open_for", "must be at least %sbreaker.open_for (%s), got %s", prefix, b.OpenFor.D(), b.MaxOpenFor.D())
+	}
+
+	o := p.Outlier
+	k.atLeast(prefix+"outlier.consecutive_5xx", o.Consecutive5xx, 1)
+	k.atLeast(prefix+"outlier.consecutive_gateway_failure", o.ConsecutiveGatewayErr, 1)
+	k.positive(prefix+"outlier.interval", o.Interval)
+	k.positive(prefix+"outlier.base_ejection", o.BaseEjection)
+	if o.MaxEjection < o.BaseEjection {
+		k.add(prefix+"outlier.max_ejection", "must be at least %soutlier.base_ejection (%s), got %s", prefix, o.BaseEjection.D(), o.MaxEjection.D())
+	}
+	k.intIn(prefix+"outlier.max_ejection_percent", o.MaxEjectionPercent, 0, 100)
+	k.atLeast(prefix+"outlier.success_rate_minimum_hosts", o.SuccessRateMinHosts, 1)
+	k.atLeast(prefix+"outlier.success_rate_request_volume", o.SuccessRateMinRequest, 1)
+	if !(o.SuccessRateStdevFactor > 0) {
+		k.add(prefix+"outlier.success_rate_stdev_factor", "must be above 0, got %g", o.SuccessRateStdevFactor)
+	}
+
+	k.notNegative(prefix+"warmup.duration", p.Warmup.Duration, "no slow start")
+	k.intIn(prefix+"warmup.min_weight_percent", p.Warmup.MinWeightPercent, 1, 100)
+}
+
+func (k *checker) retries(prefix string, r Retries) {
+	k.intIn(prefix+"retries.max", r.Max, 0, 10)
+	k.floatIn(prefix+"retries.budget_percent", r.BudgetPercent, 0, 100)
+	k.notNegative(prefix+"retries.per_try_timeout", r.PerTryTimeout, "no per-try limit")
+	if r.BufferBodyBytes < 0 {
+		k.add(prefix+"retries.buffer_body_bytes", "must not be negative (0 means never buffer), got %d", r.BufferBodyBytes)
+	}
 }
 
 // Validate checks one backend on its own, as the admin API must before it
@@ -243,6 +259,7 @@ func (k *checker) backend(prefix string, b Backend) string {
 		k.add(prefix+"max_inflight", "must be 0 (no cap) or more, got %d", b.MaxInflight)
 	}
 	k.oneOf(prefix+"protocol", b.Protocol, "http1", "h2c", "h2")
+	k.label(prefix+"name", b.Name, false)
 	if err != nil {
 		return ""
 	}
