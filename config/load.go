@@ -16,6 +16,10 @@ import (
 // MaxWeight is the largest backend weight; weights are 1..MaxWeight.
 const MaxWeight = 1000
 
+// MaxInflight is the largest per-backend cap (max_inflight); caps are
+// 0 (none) to MaxInflight, in the config file and in every admin call alike.
+const MaxInflight = 1_000_000
+
 // DefaultBackend is what a backend entry means before its keys are applied:
 // the original config.json often omits weight and never names a protocol.
 func DefaultBackend() Backend { return Backend{Weight: 1, Protocol: "http1"} }

@@ -239,6 +239,23 @@ func (k *checker) retries(prefix string, r Retries) {
 	}
 }
 
+// CheckPolicy checks a policy with its sticky settings as a config file's
+// are checked; the admin API and the state file use it, so a policy is
+// judged alike wherever it comes from. Paths are "policy" and "sticky.key".
+func CheckPolicy(policy string, sticky Sticky) error {
+	var k checker
+	k.oneOf("policy", policy, Policies...)
+	k.stickyKey("sticky.key", sticky.Key)
+	return k.err()
+}
+
+// CheckCanaryPercent checks a canary share as the config file's is checked.
+func CheckCanaryPercent(p float64) error {
+	var k checker
+	k.floatIn("canary.percent", p, 0, 100)
+	return k.err()
+}
+
 // Validate checks one backend on its own, as the admin API must before it
 // adds one; paths in the error are relative ("weight").
 func (b Backend) Validate() error {
@@ -255,8 +272,8 @@ func (k *checker) backend(prefix string, b Backend) string {
 		k.add(prefix+"url", "%v", err)
 	}
 	k.intIn(prefix+"weight", b.Weight, 1, MaxWeight)
-	if b.MaxInflight < 0 {
-		k.add(prefix+"max_inflight", "must be 0 (no cap) or more, got %d", b.MaxInflight)
+	if b.MaxInflight < 0 || b.MaxInflight > MaxInflight {
+		k.add(prefix+"max_inflight", "must be between 0 (no cap) and %d, got %d", MaxInflight, b.MaxInflight)
 	}
 	k.oneOf(prefix+"protocol", b.Protocol, "http1", "h2c", "h2")
 	k.label(prefix+"name", b.Name, false)

@@ -141,7 +141,7 @@ func TestBackendValidate(t *testing.T) {
 	require.EqualError(t, b.Validate(), strings.Join([]string{
 		`url: "http://a:1/x" has a path; give only scheme, host and port`,
 		"weight: must be between 1 and 1000, got 0",
-		"max_inflight: must be 0 (no cap) or more, got -1",
+		"max_inflight: must be between 0 (no cap) and 1000000, got -1",
 		`protocol: must be one of http1, h2c, h2, got ""`,
 	}, "\n"))
 }
