@@ -23,7 +23,7 @@ type Overlay struct {
 // PoolOverlay is one pool's admin changes.
 type PoolOverlay struct {
 	Policy   *Policy                   `json:"policy,omitempty"`
-	Canary   *config.Canary            `json:"canary,omitempty"` // {"backend": "", "percent": 0} clears the file's canary
+	Canary   *config.Canary            `json:"canary,omitempty"`   // {"backend": "", "percent": 0} clears the file's canary
 	Backends map[string]BackendOverlay `json:"backends,omitempty"` // by normalised URL
 }
 

@@ -175,8 +175,8 @@ func TestRebase(t *testing.T) {
 		Change{Op: OpWeight, URL: "http://a:1", N: 5}, // the file changes a's weight: the file wins
 		Change{Op: OpCap, URL: "http://a:1", N: 9},    // the file leaves a's cap alone: the admin change stays
 		Change{Op: OpDrain, URL: "http://a:1"},
-		Change{Op: OpRemove, URL: "http://b:1"}, // the file changes b: it stays removed
-		Change{Op: OpDrain, URL: "http://c:1"},  // the file removes c: the drain goes with it
+		Change{Op: OpRemove, URL: "http://b:1"},                                  // the file changes b: it stays removed
+		Change{Op: OpDrain, URL: "http://c:1"},                                   // the file removes c: the drain goes with it
 		Change{Op: OpAdd, Backend: config.Backend{URL: "http://d:1", Weight: 4}}, // the file adds d: the file's settings
 		Change{Op: OpDrain, URL: "http://d:1"},
 		Change{Op: OpAdd, Backend: config.Backend{URL: "http://e:1"}}, // untouched by the file

@@ -28,7 +28,9 @@ const (
 
 // Discovery reports whether source names a discovery source, which owns
 // the set of its members: they come and go with its answers only.
-func Discovery(source string) bool { return source != SourceConfig && source != SourceAdmin && source != "" }
+func Discovery(source string) bool {
+	return source != SourceConfig && source != SourceAdmin && source != ""
+}
 
 // Backend is one backend of one pool as lbd runs it.
 type Backend struct {
