@@ -21,23 +21,27 @@ var LatencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25
 // no lock and no allocation beyond the histogram's and counters' own atomics
 // (BenchmarkMetricsObserve).
 type metrics struct {
-	requests   *prometheus.CounterVec
-	duration   *prometheus.HistogramVec
-	retries    prometheus.Counter
-	rejected   *prometheus.CounterVec
-	rejectedBy map[string]prometheus.Counter // read-only after newMetrics
-	none       *upstream                     // label holder for requests that reached no backend
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	retries       prometheus.Counter
+	rejected      *prometheus.CounterVec
+	routeRequests *prometheus.CounterVec
+	rejectedBy    map[string]prometheus.Counter // read-only after newMetrics
+	none          *upstream                     // label holder for requests that matched no route
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lbd_requests_total", Help: "Requests answered, by backend (\"none\" when lbd answered itself) and status code.",
-		}, []string{"backend", "code"}),
+			Name: "lbd_requests_total", Help: "Requests answered, by pool and backend (\"none\" when lbd answered itself) and status code.",
+		}, []string{"pool", "backend", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "lbd_request_duration_seconds", Help: "Time from request arrival to the end of the response, by backend.",
+			Name: "lbd_request_duration_seconds", Help: "Time from request arrival to the end of the response, by pool and backend.",
 			Buckets: LatencyBuckets,
-		}, []string{"backend"}),
+		}, []string{"pool", "backend"}),
+		routeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lbd_route_requests_total", Help: "Requests each route matched (by its name, or its index when it has none).",
+		}, []string{"route"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lbd_retries_total", Help: "Requests sent again to another backend.",
 		}),
@@ -47,16 +51,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	// API.md's X-Lbd-Reject reasons, exported at 0 from the start so that
 	// rate() works before the first reject.
-	reasons := []string{RejectRateLimit, RejectOverload, RejectNoBackend}
+	reasons := []string{RejectRateLimit, RejectOverload, RejectNoBackend, RejectNoRoute}
 	m.rejectedBy = make(map[string]prometheus.Counter, len(reasons))
 	for _, r := range reasons {
 		m.rejectedBy[r] = m.rejected.WithLabelValues(r)
 	}
-	m.none = &upstream{backend: "none", m: m, duration: m.duration.WithLabelValues("none")}
+	m.none = m.noneOf("none")
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.retries, m.rejected)
+		reg.MustRegister(m.requests, m.duration, m.retries, m.rejected, m.routeRequests)
 	}
 	return m
+}
+
+// noneOf is the label holder for a pool's requests that reached no backend.
+func (m *metrics) noneOf(pool string) *upstream {
+	return &upstream{pool: pool, backend: "none", m: m, duration: m.duration.WithLabelValues(pool, "none")}
 }
 
 type counterBox struct{ c prometheus.Counter }
@@ -73,8 +82,11 @@ func (m *metrics) observe(st *reqState, d time.Duration) {
 		}
 	}
 	up := m.none
-	if st.up != nil && st.rejected == "" {
+	switch {
+	case st.up != nil && st.rejected == "":
 		up = st.up
+	case st.pool != nil:
+		up = st.pool.none
 	}
 	up.duration.Observe(d.Seconds())
 	up.count(st.status)
@@ -82,12 +94,12 @@ func (m *metrics) observe(st *reqState, d time.Duration) {
 
 func (u *upstream) count(code int) {
 	if code < 100 || code >= len(u.codeCache) {
-		u.m.requests.WithLabelValues(u.backend, strconv.Itoa(code)).Inc()
+		u.m.requests.WithLabelValues(u.pool, u.backend, strconv.Itoa(code)).Inc()
 		return
 	}
 	b := u.codeCache[code].Load()
 	if b == nil {
-		b = &counterBox{u.m.requests.WithLabelValues(u.backend, strconv.Itoa(code))}
+		b = &counterBox{u.m.requests.WithLabelValues(u.pool, u.backend, strconv.Itoa(code))}
 		u.codeCache[code].Store(b)
 	}
 	b.c.Inc()

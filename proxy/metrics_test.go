@@ -10,29 +10,33 @@ import (
 )
 
 func testUpstream(m *metrics, backend string) *upstream {
-	return &upstream{backend: backend, m: m, duration: m.duration.WithLabelValues(backend)}
+	return &upstream{pool: "default", backend: backend, m: m, duration: m.duration.WithLabelValues("default", backend)}
 }
 
 func TestMetricsCountByBackendCodeAndReason(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := newMetrics(reg)
 	up := testUpstream(m, "http://127.0.0.1:8081")
+	pool := &Pool{name: "default", none: m.noneOf("default")}
 	for _, st := range []*reqState{
 		{up: up, status: 200}, {up: up, status: 200}, {up: up, status: 503},
-		{up: up, status: 503, rejected: "overload"}, // rejected after a pick: counted as lbd's answer
-		{status: 429, rejected: "rate-limit"},
-		{status: 503, rejected: "made-up"}, // an unknown reason still counts
+		{up: up, status: 503, rejected: "overload", pool: pool}, // rejected after a pick: counted as lbd's answer
+		{status: 429, rejected: "rate-limit", pool: pool},
+		{status: 503, rejected: "made-up", pool: pool}, // an unknown reason still counts
+		{status: 404, rejected: "no-route"},            // no pool at all
 	} {
 		m.observe(st, 3*time.Millisecond)
 	}
-	require.Equal(t, 2.0, testutil.ToFloat64(m.requests.WithLabelValues("http://127.0.0.1:8081", "200")))
-	require.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues("http://127.0.0.1:8081", "503")))
-	require.Equal(t, 2.0, testutil.ToFloat64(m.requests.WithLabelValues("none", "503")))
+	require.Equal(t, 2.0, testutil.ToFloat64(m.requests.WithLabelValues("default", "http://127.0.0.1:8081", "200")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues("default", "http://127.0.0.1:8081", "503")))
+	require.Equal(t, 2.0, testutil.ToFloat64(m.requests.WithLabelValues("default", "none", "503")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.requests.WithLabelValues("none", "none", "404")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.rejected.WithLabelValues("no-route")))
 	require.Equal(t, 1.0, testutil.ToFloat64(m.rejected.WithLabelValues("overload")))
 	require.Equal(t, 1.0, testutil.ToFloat64(m.rejected.WithLabelValues("rate-limit")))
 	require.Equal(t, 0.0, testutil.ToFloat64(m.rejected.WithLabelValues("no-backend")), "exported before the first reject")
 	require.Equal(t, 1.0, testutil.ToFloat64(m.rejected.WithLabelValues("made-up")))
-	require.Equal(t, 2, testutil.CollectAndCount(m.duration), "one histogram for the backend, one for none")
+	require.Equal(t, 3, testutil.CollectAndCount(m.duration), "one histogram for the backend, one for the pool's none, one for no pool")
 
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)

@@ -19,12 +19,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/xid"
 
+	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/scheduler"
 )
 
 // PickerSource gives the current picker; *scheduler.Scheduler is one.
 type PickerSource interface {
 	Picker() *scheduler.Picker
+}
+
+// Live are the data-plane settings a reload changes outside the pools:
+// each request reads them once, at its start, from one atomic pointer.
+type Live struct {
+	// MaxBodyBytes caps request bodies (413 beyond); 0 means no limit.
+	MaxBodyBytes int64
+	AccessLog    *AccessLog // nil logs nothing
 }
 
 // Admitter decides whether a request may start (rate limits, global and
@@ -38,6 +47,9 @@ type Admitter interface {
 
 // Options configure New.
 type Options struct {
+	// Scheduler, when set, is the pool "default" of a proxy without
+	// routes, with Retries as its retry rules; the daemon instead installs
+	// its pools and routes with SetRoutes.
 	Scheduler PickerSource
 	Admitter  Admitter // nil admits everything
 	// ClientIP derives the client's identity (rate-limit and sticky key)
@@ -58,6 +70,8 @@ type Options struct {
 // Handler is the data-plane http.Handler.
 type Handler struct {
 	opts    Options
+	routes  atomic.Pointer[Routes]
+	live    atomic.Pointer[Live]
 	rp      *httputil.ReverseProxy
 	tr      *retryTransport
 	ups     *upgrades
@@ -76,7 +90,13 @@ func New(o Options) *Handler {
 		o.ClientIP = PeerIP
 	}
 	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), ups: newUpgrades(o.Upgrades)}
-	h.tr = &retryTransport{h: h, ups: newUpstreams(o.Transport, h.metrics), retries: o.Retries}
+	h.tr = &retryTransport{h: h, ups: newUpstreams(o.Transport, h.metrics)}
+	h.live.Store(&Live{MaxBodyBytes: o.MaxBodyBytes, AccessLog: o.AccessLog})
+	var pools map[string]*Pool
+	if o.Scheduler != nil {
+		pools = map[string]*Pool{config.DefaultPool: NewPool(config.DefaultPool, o.Scheduler, PoolSettings{Retries: o.Retries})}
+	}
+	h.routes.Store(h.NewRoutes(nil, pools))
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:      rewrite,
 		Transport:    h.tr,
@@ -86,6 +106,13 @@ func New(o Options) *Handler {
 	}
 	return h
 }
+
+// SetRoutes installs a new routing table; requests already routed keep
+// their pool.
+func (h *Handler) SetRoutes(t *Routes) { h.routes.Store(t) }
+
+// SetLive installs new data-plane settings for the requests that start next.
+func (h *Handler) SetLive(l Live) { h.live.Store(&l) }
 
 // Close releases idle upstream connections.
 func (h *Handler) Close() { h.tr.ups.closeIdle() }
@@ -105,7 +132,7 @@ func stateOf(ctx context.Context) *reqState {
 
 // ServeHTTP proxies one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st := &reqState{ResponseWriter: w, start: time.Now(), status: http.StatusOK}
+	st := &reqState{ResponseWriter: w, start: time.Now(), status: http.StatusOK, live: h.live.Load()}
 	st.id = r.Header.Get("X-Request-Id")
 	if st.id == "" || len(st.id) > 128 {
 		st.id = xid.New().String()
@@ -116,6 +143,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isGRPC(r.Header) {
 		st.grpc = newGRPCCall(r.Header, st.start)
 	}
+	if st.route = h.routes.Load().match(r); st.route == nil {
+		st.reject(http.StatusNotFound, RejectNoRoute, 0)
+		h.finish(st, r)
+		return
+	}
+	st.pool, st.settings = st.route.pool, st.route.pool.settings.Load()
 	if !h.limitBody(w, r, st) {
 		h.finish(st, r)
 		return
@@ -138,9 +171,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.admitter = a
 		defer st.leaveAdmission()
 	}
+	if !st.pool.enter(st.settings) {
+		st.reject(http.StatusServiceUnavailable, RejectOverload, overloadRetryAfter)
+		h.finish(st, r)
+		return
+	}
+	if st.route.requests != nil {
+		st.route.requests.Inc()
+	}
 	h.active.Add(1)
 	defer func() { // deferred: ReverseProxy aborts a broken response by panicking
 		h.active.Add(-1)
+		st.pool.leave()
 		h.finish(st, r)
 	}()
 	h.rp.ServeHTTP(st, r.WithContext(ctx))
@@ -149,24 +191,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) finish(st *reqState, r *http.Request) {
 	d := time.Since(st.start)
 	h.metrics.observe(st, d)
-	if al := h.opts.AccessLog; al != nil {
+	if al := st.live.AccessLog; al != nil {
 		policy := ""
 		if h.opts.Policy != nil {
 			policy = h.opts.Policy()
-		} else if p := h.opts.Scheduler.Picker(); p != nil {
-			policy = p.Policy()
+		} else if st.pool != nil {
+			policy = st.pool.picker().Policy()
 		}
 		al.Log(r, st, d, policy)
 	}
 }
 
-// rewrite sets X-Forwarded-For (appending to what arrived), -Host and -Proto.
-// The upstream URL is set per attempt by the transport, once a backend is
-// picked; the Host header stays the client's.
+// rewrite sets X-Forwarded-For (appending to what arrived), -Host and
+// -Proto, and strips the route's path prefix when it says so. The upstream
+// URL is set per attempt by the transport, once a backend is picked; the
+// Host header stays the client's.
 func rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 	pr.SetXForwarded()
 	pr.Out.URL.Scheme = "http"
+	if st := stateOf(pr.In.Context()); st != nil && st.route.stripPrefix {
+		pr.Out.URL.Path, pr.Out.URL.RawPath = st.route.strip(pr.Out.URL.Path, pr.Out.URL.RawPath)
+	}
 }
 
 // PeerIP returns the address of the connection's peer, without the port.

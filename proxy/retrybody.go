@@ -50,7 +50,7 @@ func freshBody(r *http.Request) (io.ReadCloser, error) {
 // there (the read fails with *http.MaxBytesError, which errorHandler turns
 // into 413). It reports whether the request may go on.
 func (h *Handler) limitBody(w http.ResponseWriter, r *http.Request, st *reqState) bool {
-	limit := h.opts.MaxBodyBytes
+	limit := st.live.MaxBodyBytes
 	if limit <= 0 || r.Body == nil || r.Body == http.NoBody {
 		return true
 	}

@@ -25,10 +25,10 @@ func TestRetryBudget(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			tr := &retryTransport{h: &Handler{}, retries: RetryOptions{Max: 1, BudgetPercent: 20, MinConcurrent: 3}}
+			tr := &retryTransport{h: &Handler{}}
 			tr.h.active.Store(c.active)
 			tr.active.Store(c.retries)
-			st := &reqState{wrote: c.wrote}
+			st := &reqState{wrote: c.wrote, settings: &PoolSettings{Retries: RetryOptions{Max: 1, BudgetPercent: 20, MinConcurrent: 3}}}
 			require.Equal(t, c.want, tr.mayRetry(httptest.NewRequest(http.MethodGet, "/", nil), st, c.try))
 		})
 	}

@@ -30,6 +30,10 @@ type reqState struct {
 	grpc       *grpcCall    // set for gRPC calls: lbd answers them in gRPC
 	upgrade    *upgradeConn // set when the request asks to switch protocols (websocket.go)
 	admitter   Admitter     // to tell when the request is over; nil once told
+	route      *route        // the route that matched (nil: none did)
+	pool       *Pool         // its pool
+	settings   *PoolSettings // the pool's settings when the request started
+	live       *Live         // the data plane's settings when the request started
 }
 
 // leaveAdmission tells the admitter, once, that the request is over: when

@@ -31,10 +31,9 @@ type RetryOptions struct {
 // retryTransport is ReverseProxy's Transport: it picks a backend per attempt,
 // forwards, classifies the outcome and, when it is safe, tries another backend.
 type retryTransport struct {
-	h       *Handler
-	ups     *upstreams
-	retries RetryOptions
-	active  atomic.Int64 // retries in progress
+	h      *Handler
+	ups    *upstreams
+	active atomic.Int64 // retries in progress
 }
 
 var errUpstream5xx = errors.New("upstream answered 5xx")
@@ -42,7 +41,7 @@ var errUpstream5xx = errors.New("upstream answered 5xx")
 // RoundTrip implements http.RoundTripper.
 func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 	st := stateOf(out.Context())
-	if err := bufferBody(out, t.retries.BufferBodyBytes); err != nil {
+	if err := bufferBody(out, st.settings.Retries.BufferBodyBytes); err != nil {
 		return nil, err
 	}
 	var lastErr error
@@ -69,7 +68,7 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 // attempt picks one backend and forwards once. retry says whether the
 // failure left the request safe to send elsewhere.
 func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Response, bool, error) {
-	h, err := t.h.opts.Scheduler.Picker().Pick(out, st.client, st.tried())
+	h, err := st.pool.picker().Pick(out, st.client, st.tried())
 	if err != nil {
 		return nil, false, err
 	}
@@ -78,7 +77,7 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 	}
 	st.attempts++
 	st.backend = h
-	up := t.ups.get(h)
+	up := t.ups.get(h, st.pool.name)
 	st.up = up
 	req := out
 	if st.attempts > 1 { // a fresh shallow copy: the transport may still hold the last one
@@ -95,7 +94,7 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 	}
 	req.URL.Scheme, req.URL.Host = up.target.Scheme, up.target.Host
 	var cancel context.CancelFunc = func() {}
-	if pt := t.retries.PerTryTimeout; pt > 0 {
+	if pt := st.settings.Retries.PerTryTimeout; pt > 0 {
 		var ctx context.Context
 		ctx, cancel = context.WithTimeout(req.Context(), pt)
 		req = req.WithContext(ctx)
@@ -128,11 +127,12 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 
 // mayRetry applies the retry rules that do not depend on the failure itself.
 func (t *retryTransport) mayRetry(out *http.Request, st *reqState, try int) bool {
-	if try > t.retries.Max || st.wrote || out.Context().Err() != nil {
+	r := &st.settings.Retries
+	if try > r.Max || st.wrote || out.Context().Err() != nil {
 		return false
 	}
-	budget := int64(float64(t.h.active.Load()) * t.retries.BudgetPercent / 100)
-	return t.active.Load() < max(budget, int64(max(t.retries.MinConcurrent, 1)))
+	budget := int64(float64(t.h.active.Load()) * r.BudgetPercent / 100)
+	return t.active.Load() < max(budget, int64(max(r.MinConcurrent, 1)))
 }
 
 // replayable reports whether the request can be sent again: an idempotent

@@ -47,6 +47,7 @@ type upstream struct {
 	rt        http.RoundTripper
 	duration  prometheus.Observer
 	codeCache statusCodes
+	pool      string
 	backend   string
 	m         *metrics
 }
@@ -76,7 +77,8 @@ func newUpstreams(o TransportOptions, m *metrics) *upstreams {
 	return &upstreams{opts: o, m: m, byProto: map[string]http.RoundTripper{}}
 }
 
-func (u *upstreams) get(h *backendactor.Handle) *upstream {
+// get returns h's upstream; pool names h's pool in the metrics labels.
+func (u *upstreams) get(h *backendactor.Handle, pool string) *upstream {
 	if v, ok := u.cache.Load(h); ok {
 		return v.(*upstream)
 	}
@@ -84,8 +86,8 @@ func (u *upstreams) get(h *backendactor.Handle) *upstream {
 	if err != nil { // URLs are validated before a backend exists; keep the request alive anyway
 		target = &url.URL{Scheme: "http", Host: h.URL()}
 	}
-	up := &upstream{target: target, rt: u.transport(h.Protocol(), h.URL()), backend: h.URL(), m: u.m}
-	up.duration = u.m.duration.WithLabelValues(h.URL())
+	up := &upstream{target: target, rt: u.transport(h.Protocol(), h.URL()), pool: pool, backend: h.URL(), m: u.m}
+	up.duration = u.m.duration.WithLabelValues(pool, h.URL())
 	v, _ := u.cache.LoadOrStore(h, up)
 	return v.(*upstream)
 }
