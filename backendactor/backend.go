@@ -7,8 +7,8 @@
 //
 // Who talks to it: the scheduler (create, retire, change notifications), the
 // proxy (Acquire/Release through the Handle, no messages), the health checker
-// (HealthResult), the outlier detector (Stats, Eject) and admin (commands,
-// Stats).
+// (HealthResult), the outlier detector (Stats, Eject), admin (commands,
+// Stats) and, on reload, the scheduler again (SetRules).
 package backendactor
 
 import (
@@ -19,7 +19,10 @@ import (
 	"github.com/lbd/lbd/actor"
 )
 
-// Config describes one backend and the rules its actor applies.
+// Config describes one backend and the rules its actor applies. The rule
+// fields (Breaker to WarmupMinPercent, and StartUnhealthy in a template)
+// are Rules; Config.Rules and Config.WithRules convert, and SetRules
+// changes them while the actor runs.
 type Config struct {
 	URL         string
 	Weight      int
@@ -110,6 +113,7 @@ type state struct {
 	ejections    int
 	trips        int // breaker openings, ever
 	retireBy     time.Time
+	unprobed     bool // active checks were turned off: probe results are ignored
 	version      uint64
 }
 
@@ -129,6 +133,9 @@ func (s *state) Receive(msg any) {
 		m.reply <- s.stats(now)
 		return
 	case healthResult:
+		if s.unprobed {
+			return // active checks are off: a stopping checker's last word (see SetRules)
+		}
 		wasUp := s.health.Up
 		s.health = s.health.Next(m.ok, s.cfg.Rise, s.cfg.Fall, m.at, m.detail)
 		if !wasUp && s.health.Up {
@@ -157,6 +164,9 @@ func (s *state) Receive(msg any) {
 	case retire:
 		ack = m.ack
 		s.draining, s.retireBy = true, m.deadline
+	case setRules:
+		ack = m.ack
+		s.setRules(m.rules, now)
 	default:
 		s.cfg.Logger.Warn("backend actor: unknown message", "backend", s.h.url, "type", fmt.Sprintf("%T", msg))
 		return
@@ -269,7 +279,7 @@ func (s *state) publish(now time.Time) {
 	prev := s.h.snap.Load()
 	material := prev == nil || prev.Eligible != next.Eligible || prev.Weight != next.Weight ||
 		prev.Breaker != next.Breaker || prev.State != next.State || prev.MaxInflight != next.MaxInflight ||
-		next.WarmFactor-prev.WarmFactor > 0.02 || (next.WarmFactor == 1) != (prev.WarmFactor == 1)
+		next.WarmFactor-prev.WarmFactor > 0.02 || next.WarmFactor < prev.WarmFactor || (next.WarmFactor == 1) != (prev.WarmFactor == 1)
 	if prev != nil && !material && prev.EWMA == next.EWMA {
 		return
 	}
@@ -289,7 +299,7 @@ func (s *state) Restart() {
 	p := s.h.snap.Load()
 	now := s.now()
 	*s = state{h: s.h, ref: s.ref, cfg: s.cfg, weight: p.Weight, maxInflight: p.MaxInflight,
-		ewma: EWMA{Value: p.EWMA, At: now}, version: p.Version}
+		ewma: EWMA{Value: p.EWMA, At: now}, version: p.Version, unprobed: s.unprobed}
 	s.health.Up = p.State != StateUnhealthy
 	s.draining = p.State == StateDraining
 	if p.Breaker != Closed {
