@@ -24,7 +24,11 @@ import (
 // are Rules; Config.Rules and Config.WithRules convert, and SetRules
 // changes them while the actor runs.
 type Config struct {
-	URL         string
+	URL string
+	// Name is the actor's name in the registry (default URL); a pool other
+	// than the default names its backends "POOL:URL", so two pools may hold
+	// the same URL.
+	Name        string
 	Weight      int
 	MaxInflight int
 	// Protocol is how the proxy speaks to the backend: http1, h2c or h2.
@@ -55,8 +59,12 @@ type Config struct {
 // New starts a backend actor and returns its handle.
 func New(reg *actor.Registry, c Config) *Handle {
 	s := newState(c)
+	name := c.Name
+	if name == "" {
+		name = c.URL
+	}
 	s.h.ref = actor.Spawn(reg, s, actor.Options{
-		Name: c.URL, Kind: "backend", Mailbox: s.cfg.Mailbox, TickEvery: s.cfg.Tick, Logger: s.cfg.Logger,
+		Name: name, Kind: "backend", Mailbox: s.cfg.Mailbox, TickEvery: s.cfg.Tick, Logger: s.cfg.Logger,
 	})
 	return s.h
 }
