@@ -220,7 +220,8 @@ func (r *Ref) StopWait(ctx context.Context) error {
 
 // SetTickEvery changes the period of the behavior's Tick to d from now on
 // (the next tick comes d after the call's message or tick ends); d <= 0
-// stops the ticks until a later call restarts them. A behavior calls it from
+// stops the ticks until a later call restarts them. The current period
+// changes nothing: the ticks keep their phase. A behavior calls it from
 // its own goroutine, in Receive or Tick, when a setting it was reconfigured
 // with sets its pace (a health checker whose interval changed): the loop
 // applies it as soon as the current message or tick is done. It has no
@@ -283,6 +284,7 @@ func (r *Ref) run(b Behavior, o Options) {
 type tickTimer struct {
 	t *time.Ticker
 	c <-chan time.Time
+	d time.Duration
 }
 
 func (t *tickTimer) set(d time.Duration) {
@@ -292,9 +294,10 @@ func (t *tickTimer) set(d time.Duration) {
 	case t.t == nil:
 		t.t = time.NewTicker(d)
 		t.c = t.t.C
-	default:
+	case d != t.d:
 		t.t.Reset(d)
 	}
+	t.d = max(d, 0)
 }
 
 func (t *tickTimer) stop() {

@@ -274,3 +274,21 @@ func TestSetTickEveryInBindOverridesOptions(t *testing.T) {
 		require.NoError(t, r.StopWait(t.Context()))
 	})
 }
+
+func TestSetTickEveryToTheSamePeriodKeepsThePhase(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		r := Spawn(nil, &pacer{}, Options{Name: "p", TickEvery: time.Second, Logger: quiet})
+		<-time.After(1500 * time.Millisecond)
+		require.NoError(t, r.Send(t.Context(), setPace{time.Second}))
+		<-time.After(2 * time.Second)
+		ticks, err := Ask(t.Context(), r, func(reply chan<- []time.Time) any { return getPaces{reply} })
+		require.NoError(t, err)
+		var at []time.Duration
+		for _, x := range ticks {
+			at = append(at, x.Sub(start))
+		}
+		require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}, at)
+		require.NoError(t, r.StopWait(t.Context()))
+	})
+}
