@@ -68,6 +68,7 @@ type Options struct {
 	// Mailbox is the mailbox capacity (default 64).
 	Mailbox int
 	// TickEvery, when positive and the behavior is a Ticker, drives Tick.
+	// The behavior may change it later with Ref.SetTickEvery.
 	TickEvery time.Duration
 	// Logger receives panic reports (default slog.Default()).
 	Logger *slog.Logger
@@ -87,6 +88,9 @@ type Ref struct {
 	restarts  atomic.Uint64
 	lastMsg   atomic.Int64 // unix nanoseconds
 	state     atomic.Pointer[string]
+	// tickReq is a tick period the behavior asked for and the loop has not
+	// applied yet (0: none; negative: stop ticking). See SetTickEvery.
+	tickReq atomic.Int64
 }
 
 // Spawn starts b on a new goroutine and registers it in reg (which may be nil).
@@ -214,6 +218,21 @@ func (r *Ref) StopWait(ctx context.Context) error {
 	}
 }
 
+// SetTickEvery changes the period of the behavior's Tick to d from now on
+// (the next tick comes d after the call's message or tick ends); d <= 0
+// stops the ticks until a later call restarts them. The current period
+// changes nothing: the ticks keep their phase. A behavior calls it from
+// its own goroutine, in Receive or Tick, when a setting it was reconfigured
+// with sets its pace (a health checker whose interval changed): the loop
+// applies it as soon as the current message or tick is done. It has no
+// effect on a behavior that is not a Ticker.
+func (r *Ref) SetTickEvery(d time.Duration) {
+	if d <= 0 {
+		d = -1
+	}
+	r.tickReq.Store(int64(d))
+}
+
 // Done is closed when the actor's goroutine has exited.
 func (r *Ref) Done() <-chan struct{} { return r.done }
 
@@ -231,12 +250,15 @@ func (r *Ref) run(b Behavior, o Options) {
 		}
 		close(r.done)
 	}()
-	var tick <-chan time.Time
 	ticker, isTicker := b.(Ticker)
-	if isTicker && o.TickEvery > 0 {
-		t := time.NewTicker(o.TickEvery)
-		defer t.Stop()
-		tick = t.C
+	var t tickTimer
+	defer t.stop()
+	if isTicker {
+		d := o.TickEvery
+		if req := r.tickReq.Swap(0); req != 0 { // asked for in Bind
+			d = time.Duration(req)
+		}
+		t.set(d)
 	}
 	for {
 		select {
@@ -248,9 +270,40 @@ func (r *Ref) run(b Behavior, o Options) {
 				continue
 			}
 			r.deliver(b, o.Logger, msg)
-		case now := <-tick:
+		case now := <-t.c:
 			r.guard(b, o.Logger, "tick", func() { ticker.Tick(now) })
 		}
+		if d := r.tickReq.Swap(0); d != 0 && isTicker {
+			t.set(time.Duration(d))
+		}
+	}
+}
+
+// tickTimer is the loop's ticker; its period can change (SetTickEvery).
+// A nil channel never fires, so without a period the loop only takes messages.
+type tickTimer struct {
+	t *time.Ticker
+	c <-chan time.Time
+	d time.Duration
+}
+
+func (t *tickTimer) set(d time.Duration) {
+	switch {
+	case d <= 0:
+		t.stop()
+	case t.t == nil:
+		t.t = time.NewTicker(d)
+		t.c = t.t.C
+	case d != t.d:
+		t.t.Reset(d)
+	}
+	t.d = max(d, 0)
+}
+
+func (t *tickTimer) stop() {
+	if t.t != nil {
+		t.t.Stop()
+		t.t, t.c = nil, nil
 	}
 }
 

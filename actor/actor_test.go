@@ -195,3 +195,100 @@ func TestPingIsAnsweredByTheRuntime(t *testing.T) {
 		require.Empty(t, reg.Refs())
 	})
 }
+
+// pacer is a ticker that changes its own tick period when told to.
+type pacer struct {
+	ref   *Ref
+	ticks []time.Time
+}
+
+type (
+	setPace  struct{ d time.Duration }
+	getPaces struct{ reply chan<- []time.Time }
+)
+
+func (p *pacer) Bind(r *Ref) { p.ref = r }
+func (p *pacer) Receive(msg any) {
+	switch m := msg.(type) {
+	case setPace:
+		p.ref.SetTickEvery(m.d)
+	case getPaces:
+		m.reply <- append([]time.Time(nil), p.ticks...)
+	}
+}
+func (p *pacer) Tick(now time.Time) { p.ticks = append(p.ticks, now) }
+
+func TestSetTickEveryChangesThePace(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		first time.Duration // Options.TickEvery
+		then  time.Duration // SetTickEvery at 1s
+		// ticks in (0, 1s] and in (1s, 2s]
+		before, after int
+	}{
+		{"faster", 250 * time.Millisecond, 100 * time.Millisecond, 4, 10},
+		{"slower", 100 * time.Millisecond, 500 * time.Millisecond, 10, 2},
+		{"stop", 100 * time.Millisecond, 0, 10, 0},
+		{"start", 0, 200 * time.Millisecond, 0, 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				r := Spawn(nil, &pacer{}, Options{Name: "p", TickEvery: c.first, Logger: quiet})
+				<-time.After(time.Second + time.Millisecond)
+				require.NoError(t, r.Send(t.Context(), setPace{c.then}))
+				<-time.After(time.Second)
+				ticks, err := Ask(t.Context(), r, func(reply chan<- []time.Time) any { return getPaces{reply} })
+				require.NoError(t, err)
+				var before, after int
+				for _, at := range ticks {
+					if at.Sub(start) <= time.Second {
+						before++
+					} else {
+						after++
+					}
+				}
+				require.Equal(t, c.before, before, "ticks before the change: %v", ticks)
+				require.Equal(t, c.after, after, "ticks after the change: %v", ticks)
+				require.NoError(t, r.StopWait(t.Context()))
+			})
+		})
+	}
+}
+
+// bindPacer asks for its period in Bind, before its goroutine runs.
+type bindPacer struct{ pacer }
+
+func (p *bindPacer) Bind(r *Ref) {
+	p.ref = r
+	r.SetTickEvery(time.Second)
+}
+
+func TestSetTickEveryInBindOverridesOptions(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := Spawn(nil, &bindPacer{}, Options{Name: "b", TickEvery: time.Millisecond, Logger: quiet})
+		<-time.After(3500 * time.Millisecond)
+		ticks, err := Ask(t.Context(), r, func(reply chan<- []time.Time) any { return getPaces{reply} })
+		require.NoError(t, err)
+		require.Len(t, ticks, 3)
+		require.NoError(t, r.StopWait(t.Context()))
+	})
+}
+
+func TestSetTickEveryToTheSamePeriodKeepsThePhase(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		r := Spawn(nil, &pacer{}, Options{Name: "p", TickEvery: time.Second, Logger: quiet})
+		<-time.After(1500 * time.Millisecond)
+		require.NoError(t, r.Send(t.Context(), setPace{time.Second}))
+		<-time.After(2 * time.Second)
+		ticks, err := Ask(t.Context(), r, func(reply chan<- []time.Time) any { return getPaces{reply} })
+		require.NoError(t, err)
+		var at []time.Duration
+		for _, x := range ticks {
+			at = append(at, x.Sub(start))
+		}
+		require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}, at)
+		require.NoError(t, r.StopWait(t.Context()))
+	})
+}

@@ -7,8 +7,8 @@
 //
 // Who talks to it: the scheduler (create, retire, change notifications), the
 // proxy (Acquire/Release through the Handle, no messages), the health checker
-// (HealthResult), the outlier detector (Stats, Eject) and admin (commands,
-// Stats).
+// (HealthResult), the outlier detector (Stats, Eject), admin (commands,
+// Stats) and, on reload, the scheduler again (SetRules).
 package backendactor
 
 import (
@@ -19,9 +19,16 @@ import (
 	"github.com/lbd/lbd/actor"
 )
 
-// Config describes one backend and the rules its actor applies.
+// Config describes one backend and the rules its actor applies. The rule
+// fields (Breaker to WarmupMinPercent, and StartUnhealthy in a template)
+// are Rules; Config.Rules and Config.WithRules convert, and SetRules
+// changes them while the actor runs.
 type Config struct {
-	URL         string
+	URL string
+	// Name is the actor's name in the registry (default URL); a pool other
+	// than the default names its backends "POOL:URL", so two pools may hold
+	// the same URL.
+	Name        string
 	Weight      int
 	MaxInflight int
 	// Protocol is how the proxy speaks to the backend: http1, h2c or h2.
@@ -52,8 +59,12 @@ type Config struct {
 // New starts a backend actor and returns its handle.
 func New(reg *actor.Registry, c Config) *Handle {
 	s := newState(c)
+	name := c.Name
+	if name == "" {
+		name = c.URL
+	}
 	s.h.ref = actor.Spawn(reg, s, actor.Options{
-		Name: c.URL, Kind: "backend", Mailbox: s.cfg.Mailbox, TickEvery: s.cfg.Tick, Logger: s.cfg.Logger,
+		Name: name, Kind: "backend", Mailbox: s.cfg.Mailbox, TickEvery: s.cfg.Tick, Logger: s.cfg.Logger,
 	})
 	return s.h
 }
@@ -110,6 +121,7 @@ type state struct {
 	ejections    int
 	trips        int // breaker openings, ever
 	retireBy     time.Time
+	unprobed     bool // active checks were turned off: probe results are ignored
 	version      uint64
 }
 
@@ -129,6 +141,9 @@ func (s *state) Receive(msg any) {
 		m.reply <- s.stats(now)
 		return
 	case healthResult:
+		if s.unprobed {
+			return // active checks are off: a stopping checker's last word (see SetRules)
+		}
 		wasUp := s.health.Up
 		s.health = s.health.Next(m.ok, s.cfg.Rise, s.cfg.Fall, m.at, m.detail)
 		if !wasUp && s.health.Up {
@@ -157,6 +172,9 @@ func (s *state) Receive(msg any) {
 	case retire:
 		ack = m.ack
 		s.draining, s.retireBy = true, m.deadline
+	case setRules:
+		ack = m.ack
+		s.setRules(m.rules, now)
 	default:
 		s.cfg.Logger.Warn("backend actor: unknown message", "backend", s.h.url, "type", fmt.Sprintf("%T", msg))
 		return
@@ -269,7 +287,7 @@ func (s *state) publish(now time.Time) {
 	prev := s.h.snap.Load()
 	material := prev == nil || prev.Eligible != next.Eligible || prev.Weight != next.Weight ||
 		prev.Breaker != next.Breaker || prev.State != next.State || prev.MaxInflight != next.MaxInflight ||
-		next.WarmFactor-prev.WarmFactor > 0.02 || (next.WarmFactor == 1) != (prev.WarmFactor == 1)
+		next.WarmFactor-prev.WarmFactor > 0.02 || next.WarmFactor < prev.WarmFactor || (next.WarmFactor == 1) != (prev.WarmFactor == 1)
 	if prev != nil && !material && prev.EWMA == next.EWMA {
 		return
 	}
@@ -289,7 +307,7 @@ func (s *state) Restart() {
 	p := s.h.snap.Load()
 	now := s.now()
 	*s = state{h: s.h, ref: s.ref, cfg: s.cfg, weight: p.Weight, maxInflight: p.MaxInflight,
-		ewma: EWMA{Value: p.EWMA, At: now}, version: p.Version}
+		ewma: EWMA{Value: p.EWMA, At: now}, version: p.Version, unprobed: s.unprobed}
 	s.health.Up = p.State != StateUnhealthy
 	s.draining = p.State == StateDraining
 	if p.Breaker != Closed {

@@ -32,4 +32,8 @@ type (
 		deadline time.Time
 		ack      chan<- error
 	}
+	setRules struct {
+		rules Rules
+		ack   chan<- error
+	}
 )

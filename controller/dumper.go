@@ -76,6 +76,7 @@ func NewDumper(c DumperConfig) (*Dumper, error) {
 	if c.SampleEvery <= 0 {
 		c.SampleEvery = time.Second
 	}
+	sampleEvery := c.SampleEvery
 	c.SampleEvery = min(c.SampleEvery, c.Interval)
 	if c.Window <= 0 {
 		c.Window = 10 * time.Second
@@ -83,10 +84,10 @@ func NewDumper(c DumperConfig) (*Dumper, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	s := &dumper{cfg: c, d: &Dumper{}}
+	s := &dumper{cfg: c, d: &Dumper{}, sampleEvery: sampleEvery}
 	if c.Dir != "" {
 		var err error
-		if s.rot, err = newRotator(c.Dir, c.Keep, int(max(c.FileSpan/c.Interval, 1))); err != nil {
+		if s.rot, err = newRotator(c.Dir, c.Keep, s.perFile()); err != nil {
 			return nil, err
 		}
 	}
@@ -94,7 +95,7 @@ func NewDumper(c DumperConfig) (*Dumper, error) {
 	s.window, s.last = []Sample{first}, first
 	s.d.view.Store(&DumpView{Sample: first, Rates: RatesBetween(first, first)})
 	s.d.ref = actor.Spawn(c.Registry, s, actor.Options{
-		Name: "metrics-dumper", Kind: "dumper", Mailbox: 1, TickEvery: c.SampleEvery, Logger: c.Logger,
+		Name: "metrics-dumper", Kind: "dumper", Mailbox: 4, TickEvery: c.SampleEvery, Logger: c.Logger,
 	})
 	return s.d, nil
 }
@@ -114,12 +115,25 @@ type dumper struct {
 	window  []Sample // oldest first; window[0] is the newest at least Window old
 	last    Sample   // the sample of the last dump line
 	failing bool     // the last write failed (log once per failure run)
+	// sampleEvery is the sampling period asked for; cfg.SampleEvery is it
+	// capped at the interval.
+	sampleEvery time.Duration
 }
+
+// perFile is how many lines a file holds: FileSpan / Interval, at least one.
+func (s *dumper) perFile() int { return int(max(s.cfg.FileSpan/s.cfg.Interval, 1)) }
 
 func (s *dumper) Bind(r *actor.Ref) { s.ref = r }
 
-// Receive: the dumper takes no messages; it works on its tick.
-func (s *dumper) Receive(any) {}
+// Receive: the dumper works on its tick; its one message is new settings.
+func (s *dumper) Receive(msg any) {
+	switch m := msg.(type) {
+	case reconfigureDumper:
+		m.reply <- s.reconfigure(m.dir, m.interval, m.keep, time.Now())
+	default:
+		s.cfg.Logger.Warn("metrics dumper: unknown message", "type", fmt.Sprintf("%T", msg))
+	}
+}
 
 func (s *dumper) sample(now time.Time) Sample {
 	mfs, err := s.cfg.Gatherer.Gather()
@@ -169,14 +183,18 @@ func (s *dumper) dump(cur Sample) {
 }
 
 // Stopped writes a last line, so a short run leaves its figures behind.
-func (s *dumper) Stopped() {
+func (s *dumper) Stopped() { s.closeDir(time.Now()) }
+
+// closeDir writes a last line into the current dir's file and closes it.
+func (s *dumper) closeDir(now time.Time) {
 	if s.rot == nil {
 		return
 	}
-	if cur := s.sample(time.Now()); cur.Time.After(s.last.Time) {
+	if cur := s.sample(now); cur.Time.After(s.last.Time) {
 		s.dump(cur)
 	}
 	if err := s.rot.close(); err != nil {
 		s.cfg.Logger.Warn("metrics dump: close", "err", err)
 	}
+	s.rot = nil
 }

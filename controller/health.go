@@ -17,6 +17,7 @@ import (
 )
 
 // HealthConfig configures the active health checker (config section "health").
+// Interval, Timeout and Jitter change live with Reconfigure.
 type HealthConfig struct {
 	Interval time.Duration // mean time between two probes of one backend
 	Timeout  time.Duration // a probe that has not answered by then failed
@@ -31,22 +32,26 @@ type HealthConfig struct {
 	// Prober runs one probe (an *HTTPProber in lbd; tests script one).
 	Prober Prober
 	// Rand draws the jitter; nil seeds one from the runtime.
-	Rand       *rand.Rand
+	Rand *rand.Rand
+	// Name is the actor's name (default "health-checker"); Pool the pool
+	// whose backends it probes, the "pool" label of its metrics (default
+	// "default"). One checker runs per pool with active checks.
+	Name, Pool string
 	Registry   *actor.Registry
-	Registerer prometheus.Registerer // nil: no metrics
+	// Registerer receives lbd_health_checks_total (nil: no metrics). The
+	// checkers of several pools share one family in it, each its own
+	// "pool" series; a checker that stops deletes its pool's series, so the
+	// checker that replaces a pool's must start after the old one stopped.
+	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
 
 // Validate reports the first setting the checker cannot run with.
 func (c HealthConfig) Validate() error {
-	switch {
-	case c.Interval <= 0:
-		return fmt.Errorf("health interval must be positive, got %v", c.Interval)
-	case c.Timeout <= 0:
-		return fmt.Errorf("health timeout must be positive, got %v", c.Timeout)
-	case !(c.Jitter >= 0 && c.Jitter <= 1):
-		return fmt.Errorf("health jitter must be a fraction of the interval between 0 and 1, got %g", c.Jitter)
-	case c.Backends == nil || c.Prober == nil:
+	if err := (HealthSettings{Interval: c.Interval, Timeout: c.Timeout, Jitter: c.Jitter}).Validate(); err != nil {
+		return err
+	}
+	if c.Backends == nil || c.Prober == nil {
 		return errors.New("health checker needs a backend source and a prober")
 	}
 	return nil
@@ -80,6 +85,7 @@ func (r ProbeResult) OK() bool { return r.Result == ProbeSuccess }
 
 // HealthStatus is what the checker last published (for /admin/selftest and tests).
 type HealthStatus struct {
+	Pool      string    `json:"pool"`
 	Backends  int       `json:"backends"`
 	Probing   int       `json:"probing"` // probes in flight
 	Probes    uint64    `json:"probes"`  // probes completed since start
@@ -116,28 +122,39 @@ func NewHealthChecker(c HealthConfig) (*HealthChecker, error) {
 	if c.Rand == nil {
 		c.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
+	if c.Name == "" {
+		c.Name = "health-checker"
+	}
+	if c.Pool == "" {
+		c.Pool = defaultPool
+	}
 	hc := &HealthChecker{}
 	s := &healthState{cfg: c, hc: hc, targets: map[*backendactor.Handle]*probeTarget{}}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if c.Registerer != nil {
-		s.checks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		checks, err := sharedCounterVec(c.Registerer, prometheus.CounterOpts{
 			Name: "lbd_health_checks_total",
-			Help: "Active health probes by backend and result (success, bad_status, error, timeout).",
-		}, []string{"backend", "result"})
-		if err := c.Registerer.Register(s.checks); err != nil {
-			s.cancel()
+			Help: "Active health probes by pool, backend and result (success, bad_status, error, timeout).",
+		}, "pool", "backend", "result")
+		if err != nil {
 			return nil, fmt.Errorf("health checker metrics: %w", err)
 		}
+		s.checks = checks
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	now := time.Now()
 	s.started = now
 	s.sync(now, true)
 	s.publish(now)
-	tick := min(c.Interval/10, 100*time.Millisecond)
 	hc.ref = actor.Spawn(c.Registry, s, actor.Options{
-		Name: "health-checker", Kind: "health", Mailbox: 256, TickEvery: max(tick, 10*time.Millisecond), Logger: c.Logger,
+		Name: c.Name, Kind: "health", Mailbox: 256, TickEvery: healthTick(c.Interval), Logger: c.Logger,
 	})
 	return hc, nil
+}
+
+// healthTick is how often the checker looks for due probes: a tenth of the
+// interval, between 10ms and 100ms, so a probe starts at most that late.
+func healthTick(interval time.Duration) time.Duration {
+	return max(min(interval/10, 100*time.Millisecond), 10*time.Millisecond)
 }
 
 // Status returns what the checker last published. Never nil.
@@ -179,11 +196,14 @@ type healthState struct {
 
 func (s *healthState) Bind(r *actor.Ref) { s.ref = r }
 
-// Receive is the table of contents: the checker gets only its probes' results.
+// Receive is the table of contents: the checker gets its probes' results
+// and new settings.
 func (s *healthState) Receive(msg any) {
 	switch m := msg.(type) {
 	case probeDone:
 		s.done(m)
+	case reconfigureHealth:
+		m.reply <- s.reconfigure(m.set, time.Now())
 	default:
 		s.cfg.Logger.Warn("health checker: unknown message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -223,7 +243,7 @@ func (s *healthState) sync(now time.Time, initial bool) {
 		s.targets[h] = &probeTarget{next: due}
 		if s.checks != nil {
 			for _, r := range probeResults {
-				s.checks.WithLabelValues(h.URL(), r)
+				s.checks.WithLabelValues(s.cfg.Pool, h.URL(), r)
 			}
 		}
 	}
@@ -231,7 +251,7 @@ func (s *healthState) sync(now time.Time, initial bool) {
 		if !seen[h] {
 			delete(s.targets, h)
 			if s.checks != nil {
-				s.checks.DeletePartialMatch(prometheus.Labels{"backend": h.URL()})
+				s.checks.DeletePartialMatch(prometheus.Labels{"pool": s.cfg.Pool, "backend": h.URL()})
 			}
 		}
 	}
@@ -246,9 +266,10 @@ func (s *healthState) wait() time.Duration {
 // start probes h on a goroutine the actor owns and waits for in Stopped.
 func (s *healthState) start(h *backendactor.Handle) {
 	s.wg.Add(1)
+	timeout := s.cfg.Timeout // read here: Reconfigure changes it on the actor's goroutine
 	go func() {
 		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.Timeout)
+		ctx, cancel := context.WithTimeout(s.ctx, timeout)
 		res := s.cfg.Prober.Probe(ctx, h)
 		cancel()
 		// Send waits for room, but not past the checker's stop.
@@ -266,7 +287,7 @@ func (s *healthState) done(m probeDone) {
 	}
 	t.probing = false
 	if s.checks != nil {
-		s.checks.WithLabelValues(m.h.URL(), m.res.Result).Inc()
+		s.checks.WithLabelValues(s.cfg.Pool, m.h.URL(), m.res.Result).Inc()
 	}
 	pass := m.res.OK()
 	// Log changes only: the first failure, the first success after failures.
@@ -275,7 +296,7 @@ func (s *healthState) done(m probeDone) {
 		if !pass {
 			lvl = slog.LevelWarn
 		}
-		s.cfg.Logger.Log(s.ctx, lvl, "health probe", "backend", m.h.URL(), "result", m.res.Result, "detail", m.res.Detail)
+		s.cfg.Logger.Log(s.ctx, lvl, "health probe", "pool", s.cfg.Pool, "backend", m.h.URL(), "result", m.res.Result, "detail", m.res.Detail)
 	}
 	t.lastOK = &pass
 	// The backend's mailbox is nearly always empty; a short wait covers a
@@ -295,7 +316,7 @@ func (s *healthState) publish(now time.Time) {
 		}
 	}
 	s.hc.status.Store(&HealthStatus{
-		Backends: len(s.targets), Probing: probing, Probes: s.probes, LastTick: now,
+		Pool: s.cfg.Pool, Backends: len(s.targets), Probing: probing, Probes: s.probes, LastTick: now,
 		Interval: s.cfg.Interval.String(), StartedAt: s.started,
 	})
 	if s.ref != nil {
@@ -304,10 +325,13 @@ func (s *healthState) publish(now time.Time) {
 }
 
 // Stopped cancels the probes in flight and waits for their goroutines, so a
-// stopped checker leaves nothing behind.
+// stopped checker leaves nothing behind, not even its pool's series.
 func (s *healthState) Stopped() {
 	s.cancel()
 	s.wg.Wait()
+	if s.checks != nil {
+		s.checks.DeletePartialMatch(prometheus.Labels{"pool": s.cfg.Pool})
+	}
 	if c, ok := s.cfg.Prober.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lbd/lbd/backendactor"
@@ -17,8 +18,10 @@ import (
 
 // HTTPProbeConfig configures an HTTPProber.
 type HTTPProbeConfig struct {
-	Path           string // request path, e.g. "/healthz"
-	ExpectedStatus int    // the status that passes (default 200)
+	// Path (default "/healthz") and ExpectedStatus (default 200) are the
+	// first check; SetCheck changes them.
+	Path           string
+	ExpectedStatus int
 	DialTimeout    time.Duration
 	// TLS holds the client TLS settings of https backends that need their
 	// own trust or server name, by normalised backend URL; the others use
@@ -32,29 +35,47 @@ type HTTPProbeConfig struct {
 // a probe then tests what a new request needs — that the backend accepts
 // connections — and not only that an old connection still answers.
 type HTTPProber struct {
-	cfg HTTPProbeConfig
+	cfg   HTTPProbeConfig
+	check atomic.Pointer[httpCheck] // what a probe asks for and expects; SetCheck swaps it
 
-	mu         sync.Mutex
+	mu         sync.Mutex                 // guards transports and cfg.TLS
 	transports map[string]*http.Transport // by protocol, or protocol and URL for own TLS
 }
 
 // NewHTTPProber returns a prober; it is safe for concurrent use.
 func NewHTTPProber(c HTTPProbeConfig) *HTTPProber {
-	if c.Path == "" {
-		c.Path = "/healthz"
-	}
-	if c.ExpectedStatus == 0 {
-		c.ExpectedStatus = http.StatusOK
-	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = 2 * time.Second
 	}
-	return &HTTPProber{cfg: c, transports: map[string]*http.Transport{}}
+	p := &HTTPProber{cfg: c, transports: map[string]*http.Transport{}}
+	p.SetCheck(c.Path, c.ExpectedStatus)
+	return p
+}
+
+// httpCheck is the request a probe makes and the status that passes it.
+type httpCheck struct {
+	path   string
+	status int
+}
+
+// SetCheck changes the path probes request and the status that passes
+// them ("" and 0 take the defaults, /healthz and 200). Probes started
+// after it returns use them; one in flight finishes under the old ones.
+// The health checker calls it from Reconfigure (CheckSetter).
+func (p *HTTPProber) SetCheck(path string, expectedStatus int) {
+	if path == "" {
+		path = "/healthz"
+	}
+	if expectedStatus == 0 {
+		expectedStatus = http.StatusOK
+	}
+	p.check.Store(&httpCheck{path: path, status: expectedStatus})
 }
 
 // Probe implements Prober.
 func (p *HTTPProber) Probe(ctx context.Context, h *backendactor.Handle) ProbeResult {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.URL()+p.cfg.Path, nil)
+	c := p.check.Load()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.URL()+c.path, nil)
 	if err != nil {
 		return ProbeResult{Result: ProbeError, Detail: err.Error()}
 	}
@@ -69,8 +90,8 @@ func (p *HTTPProber) Probe(ctx context.Context, h *backendactor.Handle) ProbeRes
 	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 	resp.Body.Close()
 	detail := fmt.Sprintf("status %d", resp.StatusCode)
-	if resp.StatusCode != p.cfg.ExpectedStatus {
-		return ProbeResult{Result: ProbeBadStatus, Detail: fmt.Sprintf("%s, want %d", detail, p.cfg.ExpectedStatus)}
+	if resp.StatusCode != c.status {
+		return ProbeResult{Result: ProbeBadStatus, Detail: fmt.Sprintf("%s, want %d", detail, c.status)}
 	}
 	return ProbeResult{Result: ProbeSuccess, Detail: detail}
 }
@@ -79,12 +100,12 @@ func (p *HTTPProber) Probe(ctx context.Context, h *backendactor.Handle) ProbeRes
 func (p *HTTPProber) transport(h *backendactor.Handle) *http.Transport {
 	proto := h.Protocol()
 	key := proto
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	tc, own := p.cfg.TLS[h.URL()]
 	if own {
 		key = proto + " " + h.URL()
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if t, ok := p.transports[key]; ok {
 		return t
 	}
@@ -109,6 +130,22 @@ func (p *HTTPProber) transport(h *backendactor.Handle) *http.Transport {
 	}
 	p.transports[key] = t
 	return t
+}
+
+// SetTLS replaces the client TLS settings by backend URL (see
+// HTTPProbeConfig.TLS), for backends a reload added or changed. Probes
+// started after it returns use them; the transports built for the old
+// settings are closed.
+func (p *HTTPProber) SetTLS(byURL map[string]*tls.Config) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cfg.TLS = byURL
+	for key, t := range p.transports {
+		if strings.Contains(key, " ") { // protocol and URL: built for a backend's own TLS
+			t.CloseIdleConnections()
+			delete(p.transports, key)
+		}
+	}
 }
 
 // CloseIdleConnections closes what the transports keep (nothing, normally:

@@ -26,26 +26,42 @@ type OutlierConfig struct {
 	// short poll keeps lbd close to that.
 	Poll time.Duration
 	// Backends returns the set to watch (the scheduler's picker).
-	Backends   func() []*backendactor.Handle
+	Backends func() []*backendactor.Handle
+	// Name is the actor's name (default "outlier-detector"); Pool the pool
+	// it watches, the "pool" label of its metric (default "default"). One
+	// detector runs per pool with outlier detection.
+	Name, Pool string
 	Registry   *actor.Registry
-	Registerer prometheus.Registerer // nil: no metrics
+	// Registerer receives lbd_outlier_ejections_total (nil: no metrics),
+	// shared by the detectors of several pools as the health checkers share
+	// theirs (HealthConfig.Registerer); a stopped detector deletes its
+	// pool's series.
+	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
 
 // Validate reports the first setting the detector cannot run with.
 func (c OutlierConfig) Validate() error {
-	r := c.Rules
+	if err := validateOutlier(c.Rules, c.Interval); err != nil {
+		return err
+	}
+	if c.Backends == nil {
+		return errors.New("outlier detector needs a backend source")
+	}
+	return nil
+}
+
+// validateOutlier checks what Reconfigure may change too.
+func validateOutlier(r OutlierRules, interval time.Duration) error {
 	switch {
-	case c.Interval <= 0:
-		return fmt.Errorf("outlier interval must be positive, got %v", c.Interval)
+	case interval <= 0:
+		return fmt.Errorf("outlier interval must be positive, got %v", interval)
 	case r.BaseEjection <= 0:
 		return fmt.Errorf("outlier base ejection must be positive, got %v", r.BaseEjection)
 	case r.MaxEjection > 0 && r.MaxEjection < r.BaseEjection:
 		return fmt.Errorf("outlier max ejection %v is below the base ejection %v", r.MaxEjection, r.BaseEjection)
 	case r.MaxEjectionPercent < 0 || r.MaxEjectionPercent > 100:
 		return fmt.Errorf("outlier max ejection percent must be between 0 and 100, got %d", r.MaxEjectionPercent)
-	case c.Backends == nil:
-		return errors.New("outlier detector needs a backend source")
 	}
 	return nil
 }
@@ -104,27 +120,33 @@ func NewOutlierDetector(c OutlierConfig) (*OutlierDetector, error) {
 	if c.Poll <= 0 {
 		c.Poll = 100 * time.Millisecond
 	}
-	c.Poll = min(c.Poll, c.Interval)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Name == "" {
+		c.Name = "outlier-detector"
+	}
+	if c.Pool == "" {
+		c.Pool = defaultPool
 	}
 	d := &OutlierDetector{}
 	s := &outlierState{cfg: c, d: d, watched: map[string]*watched{}}
 	if c.Registerer != nil {
-		s.ejections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		ej, err := sharedCounterVec(c.Registerer, prometheus.CounterOpts{
 			Name: "lbd_outlier_ejections_total",
-			Help: "Backends ejected by the outlier detector.",
-		}, []string{"backend"})
-		if err := c.Registerer.Register(s.ejections); err != nil {
+			Help: "Backends ejected by the outlier detector, by pool and backend.",
+		}, "pool", "backend")
+		if err != nil {
 			return nil, fmt.Errorf("outlier detector metrics: %w", err)
 		}
+		s.ejections = ej
 	}
 	now := time.Now()
 	s.nextWindow = now.Add(c.Interval)
 	s.sync()
 	s.publish(now)
 	d.ref = actor.Spawn(c.Registry, s, actor.Options{
-		Name: "outlier-detector", Kind: "outlier", Mailbox: 8, TickEvery: c.Poll, Logger: c.Logger,
+		Name: c.Name, Kind: "outlier", Mailbox: 8, TickEvery: s.poll(), Logger: c.Logger,
 	})
 	return d, nil
 }
@@ -155,9 +177,25 @@ type outlierState struct {
 
 func (s *outlierState) Bind(r *actor.Ref) { s.ref = r }
 
-// Receive: the detector takes no messages; it works on its tick.
+// Receive: the detector works on its tick; its one message is new settings.
 func (s *outlierState) Receive(msg any) {
-	s.cfg.Logger.Warn("outlier detector: unknown message", "type", fmt.Sprintf("%T", msg))
+	switch m := msg.(type) {
+	case reconfigureOutlier:
+		s.reconfigure(m.rules, m.interval, time.Now())
+		m.reply <- nil
+	default:
+		s.cfg.Logger.Warn("outlier detector: unknown message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+// poll is the tick period: Poll, but at most the interval.
+func (s *outlierState) poll() time.Duration { return min(s.cfg.Poll, s.cfg.Interval) }
+
+// Stopped deletes the pool's series: a pool without a detector has none.
+func (s *outlierState) Stopped() {
+	if s.ejections != nil {
+		s.ejections.DeletePartialMatch(prometheus.Labels{"pool": s.cfg.Pool})
+	}
 }
 
 // Tick reads the backends, decides and ejects.
@@ -204,9 +242,9 @@ func (s *outlierState) eject(w *watched, ej Ejection) {
 	}
 	w.hist = w.hist.Record(ej)
 	if s.ejections != nil {
-		s.ejections.WithLabelValues(ej.URL).Inc()
+		s.ejections.WithLabelValues(s.cfg.Pool, ej.URL).Inc()
 	}
-	s.cfg.Logger.Warn("outlier ejected", "backend", ej.URL, "reason", ej.Reason, "detail", ej.Detail,
+	s.cfg.Logger.Warn("outlier ejected", "pool", s.cfg.Pool, "backend", ej.URL, "reason", ej.Reason, "detail", ej.Detail,
 		"until", ej.Until.Format(time.RFC3339Nano), "for", ej.Until.Sub(ej.Since).String(), "ejections", ej.Count)
 }
 
@@ -225,14 +263,14 @@ func (s *outlierState) sync() {
 		}
 		s.watched[u] = &watched{h: h, base: h.Counters()}
 		if s.ejections != nil {
-			s.ejections.WithLabelValues(u)
+			s.ejections.WithLabelValues(s.cfg.Pool, u)
 		}
 	}
 	for u := range s.watched {
 		if !seen[u] {
 			delete(s.watched, u)
 			if s.ejections != nil {
-				s.ejections.DeleteLabelValues(u)
+				s.ejections.DeleteLabelValues(s.cfg.Pool, u)
 			}
 		}
 	}

@@ -4,9 +4,10 @@
 // immutable Picker that the proxy's request goroutines use without sending a
 // message (the grpc-go balancer/picker split).
 //
-// Who talks to it: cmd/lbd at start and on reload, admin (add, remove,
-// policy, canary, status), backend actors (BackendChanged, by Tell), and
-// every reader of Picker.
+// Who talks to it: cmd/lbd at start and on reload (add, remove, policy,
+// rules), admin (add, remove, policy, canary, status), backend actors
+// (BackendChanged, by Tell), and every reader of Picker. One scheduler runs
+// per pool (Config.Name).
 package scheduler
 
 import (
@@ -42,13 +43,22 @@ type Spec struct {
 	Initial bool
 }
 
+// DefaultPool is the pool of the config's top-level backends and policy.
+const DefaultPool = "default"
+
 // Config configures New.
 type Config struct {
+	// Name is the pool's name (default DefaultPool). It names the actors:
+	// "scheduler" and the backends' URLs for the default pool,
+	// "scheduler:NAME" and "NAME:URL" for another, so that every pool has
+	// its own actors in one registry even when two pools share a URL.
+	Name          string
 	Policy        string
 	StickyEnabled bool
 	StickyKey     string
 	// Backend is the template for every backend actor (breaker, health
 	// thresholds, warm-up, tick); URL, weight and cap come from each Spec.
+	// Its rules (backendactor.Rules) change with SetRules.
 	Backend  backendactor.Config
 	Registry *actor.Registry
 	Rand     Rand // nil: the runtime's generator
@@ -57,6 +67,7 @@ type Config struct {
 
 // Scheduler is the address of the scheduler actor plus its published picker.
 type Scheduler struct {
+	name   string
 	ref    *actor.Ref
 	picker atomic.Pointer[Picker]
 }
@@ -69,13 +80,16 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = globalRand{}
 	}
-	s := &Scheduler{}
+	if cfg.Name == "" {
+		cfg.Name = DefaultPool
+	}
+	s := &Scheduler{name: cfg.Name}
 	st := &state{pub: s, cfg: cfg, cursor: new(atomic.Uint64)}
 	if err := st.setPolicy(cfg.Policy, cfg.StickyEnabled, cfg.StickyKey); err != nil {
 		return nil, err
 	}
 	actor.Spawn(cfg.Registry, st, actor.Options{
-		Name: "scheduler", Kind: "scheduler", Mailbox: 1024, TickEvery: time.Second, Logger: cfg.Logger,
+		Name: st.schedulerName(), Kind: "scheduler", Mailbox: 1024, TickEvery: time.Second, Logger: cfg.Logger,
 	})
 	return s, nil
 }
@@ -85,6 +99,25 @@ func New(cfg Config) (*Scheduler, error) {
 func (s *state) Bind(r *actor.Ref) {
 	s.pub.ref = r
 	s.rebuild()
+}
+
+// Name returns the pool's name.
+func (s *Scheduler) Name() string { return s.name }
+
+// The actors' names: the default pool's are unqualified, as they were
+// before pools, so /debug/actors and the logs of a one-pool lbd read the same.
+func (s *state) schedulerName() string {
+	if s.cfg.Name == DefaultPool {
+		return "scheduler"
+	}
+	return "scheduler:" + s.cfg.Name
+}
+
+func (s *state) backendName(url string) string {
+	if s.cfg.Name == DefaultPool {
+		return url
+	}
+	return s.cfg.Name + ":" + url
 }
 
 // Picker returns the current picker. Never nil.
@@ -160,6 +193,8 @@ type Status struct {
 	CanaryURL     string   `json:"canary_backend"`
 	CanaryPercent float64  `json:"canary_percent"`
 	Backends      []string `json:"backends"`
+	// Rules are the backend rules new backends start under (SetRules).
+	Rules backendactor.Rules `json:"-"`
 }
 
 // Status asks the actor for its settings.
@@ -266,6 +301,10 @@ func (s *state) Receive(msg any) {
 	case statusReq:
 		m.reply <- s.status()
 		return
+	case setRules:
+		s.cfg.Backend = s.cfg.Backend.WithRules(m.rules)
+		m.reply <- slices.Clone(s.backends)
+		return
 	default:
 		s.cfg.Logger.Warn("scheduler: unknown message", "type", fmt.Sprintf("%T", msg))
 		return
@@ -282,6 +321,7 @@ func (s *state) add(spec Spec) result {
 	}
 	c := s.cfg.Backend
 	c.URL, c.Weight, c.MaxInflight, c.SkipWarmup = spec.URL, max(spec.Weight, 1), spec.MaxInflight, spec.Initial
+	c.Name = s.backendName(spec.URL)
 	c.Protocol = spec.Protocol
 	c.StartUnhealthy = c.StartUnhealthy && !spec.Initial
 	c.Logger = s.cfg.Logger
@@ -327,7 +367,7 @@ func (s *state) setCanary(url string, pct float64) error {
 
 func (s *state) status() Status {
 	st := Status{Policy: s.policy, StickyEnabled: s.sticky.kind != stickyOff, StickyKey: s.sticky.String(),
-		CanaryURL: s.canaryURL, CanaryPercent: s.canaryPct}
+		CanaryURL: s.canaryURL, CanaryPercent: s.canaryPct, Rules: s.cfg.Backend.Rules()}
 	for _, h := range s.backends {
 		st.Backends = append(st.Backends, h.URL())
 	}
