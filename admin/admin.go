@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,7 +47,8 @@ type Options struct {
 	Advisory func() any
 
 	// Token, when not empty, is the bearer token every call needs except
-	// GET /healthz and GET /readyz (probes of orchestrators carry no secret).
+	// GET /healthz and GET /readyz (probes of orchestrators carry no
+	// secret). It is the first token: SetToken replaces it.
 	Token string
 	// MaxBodyBytes limits request bodies (default 64 KiB).
 	MaxBodyBytes int64
@@ -70,6 +72,7 @@ type Server struct {
 	// two such round trips must not interleave (one would undo the other).
 	// It guards that sequence of messages, no actor state.
 	policyMu sync.Mutex
+	token    atomic.Pointer[bearer] // nil: no token required
 }
 
 // New builds the admin handler with every route registered.
@@ -87,6 +90,7 @@ func New(o Options) *Server {
 		o.RemoveGrace = 30 * time.Second
 	}
 	s := &Server{o: o, mux: http.NewServeMux()}
+	s.SetToken(o.Token)
 	s.routes()
 	return s
 }

@@ -35,6 +35,7 @@ const (
 // fixture is an admin server over a real scheduler with two backends.
 type fixture struct {
 	srv     *httptest.Server
+	admin   *Server
 	sched   *scheduler.Scheduler
 	reg     *actor.Registry
 	changes atomic.Int64
@@ -58,7 +59,8 @@ func newFixture(t testing.TB, mutate func(*Options)) *fixture {
 	if mutate != nil {
 		mutate(&o)
 	}
-	f.srv = httptest.NewServer(New(o))
+	f.admin = New(o)
+	f.srv = httptest.NewServer(f.admin)
 	t.Cleanup(func() {
 		f.srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

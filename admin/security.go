@@ -10,7 +10,7 @@ import (
 // ServeHTTP checks the bearer token, limits the body and answers the mux's
 // own 404 and 405 in API.md's JSON error shape (the Allow header stays).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.o.Token != "" && !probe(r) && !s.authorized(r) {
+	if want := s.token.Load(); want != nil && !probe(r) && !authorized(r, want) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lbd-admin"`)
 		writeError(w, http.StatusUnauthorized, "Authorization: a valid bearer token is required (Authorization: Bearer TOKEN)")
 		return
@@ -30,16 +30,31 @@ func probe(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && (r.URL.Path == "/healthz" || r.URL.Path == "/readyz")
 }
 
-// authorized compares the bearer token in constant time; hashing both sides
-// first keeps the comparison from revealing the token's length.
-func (s *Server) authorized(r *http.Request) bool {
+// bearer is the digest of the token the admin API requires.
+type bearer struct{ sum [sha256.Size]byte }
+
+// SetToken replaces the bearer token every call but the probes needs ("":
+// none), for a reload that re-read the token file; requests that arrive
+// after it returns are checked against it, and one being served is not
+// interrupted. A caller that could not read the new token must keep the
+// old one rather than pass "".
+func (s *Server) SetToken(tok string) {
+	if tok == "" {
+		s.token.Store(nil)
+		return
+	}
+	s.token.Store(&bearer{sum: sha256.Sum256([]byte(tok))})
+}
+
+// authorized compares the bearer token in constant time; comparing
+// digests keeps the comparison from revealing the token's length.
+func authorized(r *http.Request, want *bearer) bool {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	want := sha256.Sum256([]byte(s.o.Token))
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+	return subtle.ConstantTimeCompare(got[:], want.sum[:]) == 1
 }
 
 // jsonErrors turns the mux's plain-text error replies into {"error": ...}.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +31,7 @@ type SoftLimit interface {
 	Observe(latency time.Duration, failed bool) // an admitted request completed
 }
 
-// AdmissionOptions configure NewAdmission.
+// AdmissionOptions configure NewAdmission, and Reconfigure later.
 type AdmissionOptions struct {
 	MaxInflight int // hard cap on requests in flight; 0 means none
 
@@ -43,6 +44,7 @@ type AdmissionOptions struct {
 
 	Limit SoftLimit // the adaptive limit; nil for none
 
+	// Now and Registerer are taken by NewAdmission only.
 	Now        func() time.Time // default time.Now
 	Registerer prometheus.Registerer
 }
@@ -50,57 +52,80 @@ type AdmissionOptions struct {
 // Admission is the data plane's Admitter: per-client token buckets, then the
 // global hard cap on requests in flight, then the adaptive soft limit.
 // Everything on its request path is atomics and a sharded map; it sends no
-// message.
+// message. Its settings are one immutable generation behind an atomic
+// pointer, which Reconfigure replaces while requests run; the count of
+// requests in flight is the Admission's own and spans generations.
 type Admission struct {
-	o        AdmissionOptions
-	clients  *clientLimits // nil without a per-client rate
+	now      func() time.Time
+	gen      atomic.Pointer[admissionGen]
 	inflight atomic.Int64
+	mu       sync.Mutex // serialises Reconfigure; the request path never takes it
 
 	admitted, rateLimited, overloaded atomic.Uint64
 }
 
+// admissionGen is one generation of settings, never changed once
+// published. It is also the Ticket of the requests it admitted, so that
+// each tells the soft limit that counted it.
+type admissionGen struct {
+	a       *Admission
+	o       AdmissionOptions // with the defaults filled in
+	clients *clientLimits    // nil without a per-client rate
+}
+
 // NewAdmission builds the admission and registers lbd_admission_inflight and
-// lbd_admission_limit.
+// lbd_admission_limit. Settings Reconfigure would refuse are taken as
+// they are (the config package validates them first).
 func NewAdmission(o AdmissionOptions) *Admission {
-	if o.Now == nil {
-		o.Now = time.Now
+	a := &Admission{now: o.Now}
+	if a.now == nil {
+		a.now = time.Now
 	}
+	reg := o.Registerer
+	o = withAdmissionDefaults(o)
+	g := &admissionGen{a: a, o: o}
+	if o.RatePerClient > 0 {
+		g.clients = newClientLimits(o.RatePerClient, o.BurstPerClient, o.MaxClients, o.ClientIdle)
+	}
+	a.gen.Store(g)
+	if reg != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "lbd_admission_inflight", Help: "Requests admitted and not yet finished.",
+			}, func() float64 { return float64(a.inflight.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "lbd_admission_limit", Help: "Requests allowed in flight: the adaptive limit, or the hard cap without one.",
+			}, func() float64 { return float64(a.gen.Load().limit()) }),
+		)
+	}
+	return a
+}
+
+func withAdmissionDefaults(o AdmissionOptions) AdmissionOptions {
 	if o.MaxClients <= 0 {
 		o.MaxClients = 100_000
 	}
 	if o.ClientIdle <= 0 {
 		o.ClientIdle = 5 * time.Minute
 	}
-	a := &Admission{o: o}
-	if o.RatePerClient > 0 {
-		a.clients = newClientLimits(o.RatePerClient, o.BurstPerClient, o.MaxClients, o.ClientIdle)
-	}
-	if o.Registerer != nil {
-		o.Registerer.MustRegister(
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "lbd_admission_inflight", Help: "Requests admitted and not yet finished.",
-			}, func() float64 { return float64(a.inflight.Load()) }),
-			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "lbd_admission_limit", Help: "Requests allowed in flight: the adaptive limit, or the hard cap without one.",
-			}, func() float64 { return float64(a.limit()) }),
-		)
-	}
-	return a
+	o.Now, o.Registerer = nil, nil
+	return o
 }
 
 // Admit implements Admitter.
-func (a *Admission) Admit(_ *http.Request, client string) (bool, string, int, time.Duration) {
-	if a.clients != nil {
-		if ok, wait := a.clients.allow(client, a.o.Now()); !ok {
+func (a *Admission) Admit(_ *http.Request, client string) (Ticket, string, int, time.Duration) {
+	g := a.gen.Load()
+	if g.clients != nil {
+		if ok, wait := g.clients.allow(client, a.now()); !ok {
 			a.rateLimited.Add(1)
-			return false, RejectRateLimit, http.StatusTooManyRequests, wait
+			return nil, RejectRateLimit, http.StatusTooManyRequests, wait
 		}
 	}
 	n := a.inflight.Add(1)
-	if hard := int64(a.o.MaxInflight); hard > 0 && n > hard {
+	if hard := int64(g.o.MaxInflight); hard > 0 && n > hard {
 		return a.overload()
 	}
-	if l := a.o.Limit; l != nil {
+	if l := g.o.Limit; l != nil {
 		if n > l.Limit() {
 			l.Rejected()
 			return a.overload()
@@ -108,19 +133,21 @@ func (a *Admission) Admit(_ *http.Request, client string) (bool, string, int, ti
 		l.Admitted(n)
 	}
 	a.admitted.Add(1)
-	return true, "", 0, 0
+	return g, "", 0, 0
 }
 
-func (a *Admission) overload() (bool, string, int, time.Duration) {
+func (a *Admission) overload() (Ticket, string, int, time.Duration) {
 	a.inflight.Add(-1)
 	a.overloaded.Add(1)
-	return false, RejectOverload, http.StatusServiceUnavailable, overloadRetryAfter
+	return nil, RejectOverload, http.StatusServiceUnavailable, overloadRetryAfter
 }
 
-// Done implements Admitter.
-func (a *Admission) Done(latency time.Duration, failed bool) {
-	a.inflight.Add(-1)
-	if l := a.o.Limit; l != nil {
+// Done implements Ticket: the request admitted under g is over. Its latency
+// goes to g's soft limit, the one that admitted it, even when Reconfigure
+// has swapped it since.
+func (g *admissionGen) Done(latency time.Duration, failed bool) {
+	g.a.inflight.Add(-1)
+	if l := g.o.Limit; l != nil {
 		l.Observe(latency, failed)
 	}
 }
@@ -133,9 +160,9 @@ func (a *Admission) Done(latency time.Duration, failed bool) {
 func (s *reqState) failedUpstream() bool { return s.status >= 500 && s.rejected == "" }
 
 // limit is the effective limit on requests in flight.
-func (a *Admission) limit() int64 {
-	hard := int64(a.o.MaxInflight)
-	if l := a.o.Limit; l != nil && (hard == 0 || l.Limit() < hard) {
+func (g *admissionGen) limit() int64 {
+	hard := int64(g.o.MaxInflight)
+	if l := g.o.Limit; l != nil && (hard == 0 || l.Limit() < hard) {
 		return l.Limit()
 	}
 	return hard
@@ -160,13 +187,14 @@ type AdmissionStatus struct {
 
 // Status returns the admission's counters and settings.
 func (a *Admission) Status() AdmissionStatus {
+	g := a.gen.Load()
 	s := AdmissionStatus{
-		Inflight: a.inflight.Load(), Limit: a.limit(), MaxInflight: a.o.MaxInflight, Adaptive: a.o.Limit != nil,
+		Inflight: a.inflight.Load(), Limit: g.limit(), MaxInflight: g.o.MaxInflight, Adaptive: g.o.Limit != nil,
 		Admitted: a.admitted.Load(), RejectedRateLimit: a.rateLimited.Load(), RejectedOverload: a.overloaded.Load(),
 	}
-	if a.clients != nil {
-		s.RatePerClient, s.BurstPerClient = a.o.RatePerClient, a.clients.burst
-		s.Clients, s.MaxClients = a.clients.len(), a.clients.capacity()
+	if g.clients != nil {
+		s.RatePerClient, s.BurstPerClient = g.o.RatePerClient, g.clients.burst
+		s.Clients, s.MaxClients = g.clients.len(), g.clients.capacity()
 	}
 	return s
 }

@@ -41,8 +41,26 @@ type verdict struct {
 }
 
 func admit(a *Admission, client string) verdict {
-	ok, reason, status, after := a.Admit(nil, client)
-	return verdict{ok, reason, status, after}
+	v, _ := admitT(a, client)
+	return v
+}
+
+// admitT is admit with the ticket of an admitted request.
+func admitT(a *Admission, client string) (verdict, Ticket) {
+	t, reason, status, after := a.Admit(nil, client)
+	return verdict{t != nil, reason, status, after}, t
+}
+
+// held admits n requests that must be admitted and returns their tickets.
+func held(t *testing.T, a *Admission, n int) []Ticket {
+	t.Helper()
+	var ts []Ticket
+	for range n {
+		v, tk := admitT(a, "c")
+		require.Equal(t, admitted, v)
+		ts = append(ts, tk)
+	}
+	return ts
 }
 
 var (
@@ -52,11 +70,10 @@ var (
 
 func TestHardCapRefusesBeyondMaxInflight(t *testing.T) {
 	a := NewAdmission(AdmissionOptions{MaxInflight: 2})
-	require.Equal(t, admitted, admit(a, "c"))
-	require.Equal(t, admitted, admit(a, "c"))
+	ts := held(t, a, 2)
 	require.Equal(t, overloaded, admit(a, "c"), "third request over the cap of 2")
 	require.EqualValues(t, 2, a.Status().Inflight, "a refusal leaves no trace")
-	a.Done(time.Millisecond, false)
+	ts[0].Done(time.Millisecond, false)
 	require.Equal(t, admitted, admit(a, "c"), "a finished request frees its place")
 	s := a.Status()
 	require.EqualValues(t, 3, s.Admitted)
@@ -69,16 +86,15 @@ func TestSoftLimitRefusesBelowTheHardCap(t *testing.T) {
 	f := &fakeLimit{}
 	f.limit.Store(2)
 	a := NewAdmission(AdmissionOptions{MaxInflight: 10, Limit: f})
-	require.Equal(t, admitted, admit(a, "c"))
-	require.Equal(t, admitted, admit(a, "c"))
+	ts := held(t, a, 2)
 	require.Equal(t, overloaded, admit(a, "c"))
 	require.EqualValues(t, 2, f.admitted.Load())
 	require.EqualValues(t, 2, f.peak.Load(), "the limiter learns the in-flight peak")
 	require.EqualValues(t, 1, f.rejected.Load())
 	require.EqualValues(t, 2, a.Status().Limit)
 
-	a.Done(30*time.Millisecond, false)
-	a.Done(80*time.Millisecond, true)
+	ts[0].Done(30*time.Millisecond, false)
+	ts[1].Done(80*time.Millisecond, true)
 	require.EqualValues(t, 2, f.observed.Load())
 	require.EqualValues(t, 1, f.failed.Load())
 	require.EqualValues(t, 80*time.Millisecond, f.lastLatency.Load())

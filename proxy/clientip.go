@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 )
 
 // NewClientIP returns the function that names a request's client for the
@@ -19,10 +20,55 @@ import (
 // proxies X-Forwarded-For is ignored, so no client can pick its own rate
 // limit bucket by sending the header.
 func NewClientIP(trusted []string) (func(*http.Request) string, error) {
-	if len(trusted) == 0 {
+	t, err := parseTrustedSet(trusted)
+	if err != nil {
+		return nil, err
+	}
+	if len(t) == 0 {
 		return PeerIP, nil
 	}
-	prefixes := make([]netip.Prefix, 0, len(trusted))
+	return t.clientIP, nil
+}
+
+// ClientIPs names clients as NewClientIP's function does, by trusted
+// proxies that Set replaces while requests run (admission.trusted_proxies
+// on reload). Its ClientIP method is a function for Options.ClientIP.
+type ClientIPs struct {
+	trusted atomic.Pointer[trustedSet]
+}
+
+// NewClientIPs returns a holder of the trusted proxies.
+func NewClientIPs(trusted []string) (*ClientIPs, error) {
+	c := &ClientIPs{}
+	if err := c.Set(trusted); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Set replaces the trusted proxies; requests named after it returns use
+// them. An entry that is not an address or prefix changes nothing.
+func (c *ClientIPs) Set(trusted []string) error {
+	t, err := parseTrustedSet(trusted)
+	if err != nil {
+		return err
+	}
+	c.trusted.Store(&t)
+	return nil
+}
+
+// ClientIP names r's client by the trusted proxies set last: one atomic
+// load, then NewClientIP's walk.
+func (c *ClientIPs) ClientIP(r *http.Request) string {
+	t := *c.trusted.Load()
+	if len(t) == 0 {
+		return PeerIP(r)
+	}
+	return t.clientIP(r)
+}
+
+func parseTrustedSet(trusted []string) (trustedSet, error) {
+	prefixes := make(trustedSet, 0, len(trusted))
 	for _, s := range trusted {
 		p, err := parseTrusted(s)
 		if err != nil {
@@ -30,8 +76,7 @@ func NewClientIP(trusted []string) (func(*http.Request) string, error) {
 		}
 		prefixes = append(prefixes, p)
 	}
-	t := trustedSet(prefixes)
-	return t.clientIP, nil
+	return prefixes, nil
 }
 
 func parseTrusted(s string) (netip.Prefix, error) {

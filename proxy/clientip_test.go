@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -40,6 +41,9 @@ func TestClientIP(t *testing.T) {
 				r.Header.Add("X-Forwarded-For", v)
 			}
 			require.Equal(t, c.want, f(r))
+			ips, err := NewClientIPs(c.trusted)
+			require.NoError(t, err)
+			require.Equal(t, c.want, ips.ClientIP(r), "the swappable holder agrees")
 		})
 	}
 }
@@ -49,4 +53,60 @@ func TestClientIPRejectsBadTrustedProxies(t *testing.T) {
 		_, err := NewClientIP([]string{s})
 		require.Error(t, err, s)
 	}
+}
+
+func TestClientIPsSetSwapsTheTrustedProxies(t *testing.T) {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "10.1.2.3:4000"
+	r.Header.Set("X-Forwarded-For", "198.51.100.1")
+	ips, err := NewClientIPs(nil)
+	require.NoError(t, err)
+	steps := []struct {
+		trusted []string
+		err     string
+		want    string
+	}{
+		{nil, "", "10.1.2.3"},
+		{[]string{"10.0.0.0/8"}, "", "198.51.100.1"},
+		{[]string{"10.0.0.0/8", "bogus"}, "bogus", "198.51.100.1"}, // refused: the last good set stays
+		{[]string{"192.0.2.0/24"}, "", "10.1.2.3"},
+		{nil, "", "10.1.2.3"},
+	}
+	for _, s := range steps {
+		err := ips.Set(s.trusted)
+		if s.err != "" {
+			require.ErrorContains(t, err, s.err)
+		} else {
+			require.NoError(t, err)
+		}
+		require.Equal(t, s.want, ips.ClientIP(r), "%v", s.trusted)
+	}
+}
+
+func TestClientIPsSetWhileRequestsAreNamed(t *testing.T) {
+	ips, err := NewClientIPs([]string{"10.0.0.0/8"})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = "10.1.2.3:4000"
+			r.Header.Set("X-Forwarded-For", "198.51.100.1")
+			for range 2000 {
+				got := ips.ClientIP(r)
+				if got != "198.51.100.1" && got != "10.1.2.3" {
+					t.Errorf("client %q is neither what one set nor the other says", got)
+					return
+				}
+			}
+		})
+	}
+	for i := range 200 {
+		trusted := []string{"10.0.0.0/8"}
+		if i%2 == 1 {
+			trusted = nil
+		}
+		require.NoError(t, ips.Set(trusted))
+	}
+	wg.Wait()
 }

@@ -37,11 +37,19 @@ type Live struct {
 }
 
 // Admitter decides whether a request may start (rate limits, global and
-// adaptive concurrency limits). Admit returns ok, or the reject reason
-// ("rate-limit", "overload") and how long the client should wait. Each
-// admitted request is paired with one Done call.
+// adaptive concurrency limits). Admit returns, for an admitted request, the
+// Ticket to tell once when the request is over; for a refused one a nil
+// Ticket, the reject reason ("rate-limit", "overload"), its status and how
+// long the client should wait.
 type Admitter interface {
-	Admit(r *http.Request, client string) (ok bool, reason string, status int, retryAfter time.Duration)
+	Admit(r *http.Request, client string) (t Ticket, reason string, status int, retryAfter time.Duration)
+}
+
+// Ticket is an admitted request's place under the limits. It stands for
+// what admitted the request, so that limits swapped while it runs are told
+// of its end by the ones that counted it (Admission.Reconfigure). Admit
+// must not allocate one per request: a pointer to a long-lived value does.
+type Ticket interface {
 	Done(latency time.Duration, failed bool)
 }
 
@@ -162,13 +170,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer done()
 
 	if a := h.opts.Admitter; a != nil {
-		ok, reason, status, retryAfter := a.Admit(r, st.client)
-		if !ok {
+		ticket, reason, status, retryAfter := a.Admit(r, st.client)
+		if ticket == nil {
 			st.reject(status, reason, retryAfter)
 			h.finish(st, r)
 			return
 		}
-		st.admitter = a
+		st.ticket = ticket
 		defer st.leaveAdmission()
 	}
 	if !st.pool.enter(st.settings) {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"hash/maphash"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,12 +28,13 @@ import (
 // message per request would cost more than the check itself. The shards keep
 // the locks short and uncontended.
 type clientLimits struct {
-	limit    rate.Limit
-	burst    int
-	idle     time.Duration
-	perShard int
-	seed     maphash.Seed
-	shards   []limitShard
+	limit      rate.Limit
+	burst      int
+	idle       time.Duration
+	maxClients int // as asked; the shards hold perShard x len(shards)
+	perShard   int
+	seed       maphash.Seed
+	shards     []limitShard
 }
 
 type limitShard struct {
@@ -63,7 +65,7 @@ func newClientLimits(perSecond float64, burst, maxClients int, idle time.Duratio
 		n /= 2
 	}
 	c := &clientLimits{
-		limit: rate.Limit(perSecond), burst: max(burst, 1), idle: idle,
+		limit: rate.Limit(perSecond), burst: max(burst, 1), idle: idle, maxClients: maxClients,
 		perShard: max(maxClients/n, 1), seed: maphash.MakeSeed(), shards: make([]limitShard, n),
 	}
 	for i := range c.shards {
@@ -130,6 +132,54 @@ func (s *limitShard) pushFront(e *clientEntry) {
 	e.prev, e.next = &s.lru, s.lru.next
 	s.lru.next.prev = e
 	s.lru.next = e
+}
+
+// same reports whether c was built with these settings.
+func (c *clientLimits) same(perSecond float64, burst, maxClients int, idle time.Duration) bool {
+	return c.limit == rate.Limit(perSecond) && c.burst == max(burst, 1) && c.maxClients == maxClients && c.idle == idle
+}
+
+// adopt fills c, new and not yet in use, with the clients of old, the most
+// recently seen first, while their shards in c have room: each keeps its
+// bucket — its debt — now refilling at c's rate up to c's burst (tokens
+// above a lower burst are cut to it at the bucket's next use). Clients old
+// would have dropped as idle under c's idle time are left behind, and so
+// are those beyond c's capacity, the least recent; a client left behind
+// starts again with a full burst, as after an eviction. Requests still
+// using old meanwhile share the moved buckets (a rate.Limiter is safe for
+// concurrent use); a client old first sees after adopt looked at its shard
+// gets a fresh bucket in c.
+func (c *clientLimits) adopt(old *clientLimits, now time.Time) {
+	var es []clientEntry
+	for i := range old.shards {
+		s := &old.shards[i]
+		s.mu.Lock()
+		for e := s.lru.next; e != &s.lru; e = e.next {
+			if now.Sub(e.seen) < c.idle {
+				es = append(es, clientEntry{key: e.key, lim: e.lim, seen: e.seen})
+			}
+		}
+		s.mu.Unlock()
+	}
+	slices.SortStableFunc(es, func(a, b clientEntry) int { return b.seen.Compare(a.seen) })
+	for i := range es {
+		e := &es[i]
+		s := &c.shards[maphash.String(c.seed, e.key)%uint64(len(c.shards))]
+		if len(s.m) >= c.perShard {
+			continue
+		}
+		e.lim.SetLimitAt(now, c.limit)
+		e.lim.SetBurstAt(now, c.burst)
+		s.m[e.key] = e
+		s.pushBack(e)
+	}
+}
+
+// pushBack links e as the least recent entry.
+func (s *limitShard) pushBack(e *clientEntry) {
+	e.next, e.prev = &s.lru, s.lru.prev
+	s.lru.prev.next = e
+	s.lru.prev = e
 }
 
 // len returns how many clients are tracked.

@@ -26,23 +26,24 @@ type reqState struct {
 	upstream   time.Duration // time to the chosen backend's response headers
 	tries      [maxTries]*backendactor.Handle
 	attempts   int
-	rejected   string       // X-Lbd-Reject reason, if lbd answered itself
-	grpc       *grpcCall    // set for gRPC calls: lbd answers them in gRPC
-	upgrade    *upgradeConn // set when the request asks to switch protocols (websocket.go)
-	admitter   Admitter     // to tell when the request is over; nil once told
+	rejected   string        // X-Lbd-Reject reason, if lbd answered itself
+	grpc       *grpcCall     // set for gRPC calls: lbd answers them in gRPC
+	upgrade    *upgradeConn  // set when the request asks to switch protocols (websocket.go)
+	ticket     Ticket        // to tell when the request is over; nil once told
 	route      *route        // the route that matched (nil: none did)
 	pool       *Pool         // its pool
 	settings   *PoolSettings // the pool's settings when the request started
 	live       *Live         // the data plane's settings when the request started
 }
 
-// leaveAdmission tells the admitter, once, that the request is over: when
-// it ends, or earlier when it became an upgraded connection, whose life is
-// not a request's and must not hold a place under the concurrency limits.
+// leaveAdmission gives the request's place under the limits back, once:
+// when it ends, or earlier when it became an upgraded connection, whose
+// life is not a request's and must not hold a place under the concurrency
+// limits.
 func (s *reqState) leaveAdmission() {
-	if a := s.admitter; a != nil {
-		s.admitter = nil
-		a.Done(s.latency(), s.failedUpstream())
+	if t := s.ticket; t != nil {
+		s.ticket = nil
+		t.Done(s.latency(), s.failedUpstream())
 	}
 }
 
