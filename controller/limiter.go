@@ -155,9 +155,16 @@ func (s *limiterState) Bind(r *actor.Ref) {
 	r.SetState(fmt.Sprintf("%s limit=%d", s.cfg.Algorithm, s.l.Limit()))
 }
 
-// Receive: the limiter takes no commands yet; it runs on ticks.
+// Receive is the table of contents: the limiter runs on ticks and takes
+// one command, a new configuration.
 func (s *limiterState) Receive(msg any) {
-	s.cfg.Logger.Warn("limiter: unknown message", "type", fmt.Sprintf("%T", msg))
+	switch m := msg.(type) {
+	case reconfigureLimiter:
+		s.reconfigure(m.cfg, time.Now())
+		m.reply <- nil
+	default:
+		s.cfg.Logger.Warn("limiter: unknown message", "type", fmt.Sprintf("%T", msg))
+	}
 }
 
 // Restart resumes from the last published limit after a panic.

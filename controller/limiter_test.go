@@ -153,3 +153,21 @@ func TestLimiterRejectsBadConfig(t *testing.T) {
 		require.Error(t, err)
 	}
 }
+
+func TestLimiterReconfigure(t *testing.T) {
+	l, err := NewLimiter(nil, LimiterConfig{Target: 100 * time.Millisecond, Percentile: 0.9, MinLimit: 8, MaxLimit: 1024,
+		Increase: 1, DecreaseFactor: 0.7, Interval: time.Hour})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, l.Stop(context.Background())) }()
+	require.EqualValues(t, 1024, l.Limit())
+	require.NoError(t, l.Reconfigure(context.Background(), LimiterConfig{Algorithm: "gradient2", Target: 50 * time.Millisecond,
+		Percentile: 0.99, MinLimit: 4, MaxLimit: 100, Increase: 1, DecreaseFactor: 0.5, Interval: time.Hour}))
+	require.EqualValues(t, 100, l.Limit(), "the limit in force is clamped into the new bounds")
+	st := l.Status()
+	require.Equal(t, "gradient2", st.Algorithm)
+	require.Equal(t, 100, st.MaxLimit)
+	require.Equal(t, 50.0, st.TargetMS)
+	require.Error(t, l.Reconfigure(context.Background(), LimiterConfig{Target: 0, Percentile: 0.9, MinLimit: 1, MaxLimit: 2, Interval: time.Second}),
+		"settings it cannot run with change nothing")
+	require.Equal(t, "gradient2", l.Status().Algorithm)
+}
