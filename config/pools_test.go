@@ -111,3 +111,21 @@ func TestCloneCopiesPoolsAndRoutes(t *testing.T) {
 	require.Equal(t, "1", c.Routes[0].Match.Header["X"])
 	require.Equal(t, "GET", c.Routes[0].Match.Method[0])
 }
+
+func TestDiff(t *testing.T) {
+	a, err := Parse([]byte(`{"backends": [{"url": "http://a:1"}], "health": {"interval": "3s"},
+		"routes": [{"match": {"host": "x"}, "pool": "default"}]}`))
+	require.NoError(t, err)
+	b, err := Parse([]byte(`{"backends": [{"url": "http://b:1"}], "health": {"interval": "200ms"}, "admission": {"max_inflight": 2},
+		"aimd": {"enabled": false}, "routes": [{"match": {"host": "y"}, "pool": "default"}],
+		"pools": {"api": {"backends": [{"url": "http://c:1"}]}}}`))
+	require.NoError(t, err)
+	var paths []string
+	for _, c := range Diff(a, b) {
+		paths = append(paths, c.Path)
+	}
+	require.Equal(t, []string{"admission.max_inflight", "aimd.enabled", "health.interval", "pools", "routes[0].match.host"}, paths,
+		"backend lists are the routing plan's; everything else is here")
+	require.Equal(t, SettingChange{Path: "health.interval", From: "3s", To: "200ms"}, Diff(a, b)[2])
+	require.Empty(t, Diff(a, a.Clone()))
+}
