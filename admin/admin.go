@@ -1,7 +1,9 @@
 // Package admin serves lbd's control surface on the admin listener: the
 // admin REST API, /metrics, /readyz, /healthz and /debug. It never touches
-// actor state: reads go through snapshots or Stats asks, changes are
-// messages to the owning actor.
+// actor state: reads go through the routing table and snapshots the owners
+// publish or through Stats asks, and every change is a routing.Change that
+// the routing-config owner carries out (Control.Apply), so that an admin
+// call and a reload never interleave.
 package admin
 
 import (
@@ -10,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,16 +19,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lbd/lbd/actor"
-	"github.com/lbd/lbd/backendactor"
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/routing"
 	"github.com/lbd/lbd/scheduler"
 )
 
+// Control is the daemon's side of the admin API: the routing-config
+// owner's published table and pools, and its two commands.
+type Control interface {
+	// Apply makes one admin change and returns once it is carried out and
+	// persisted; its errors are routing's (ErrNotFound, ErrExists, ...).
+	Apply(ctx context.Context, c routing.Change) error
+	// ReloadFile reads the config file again and applies it (or, with
+	// dryRun, only plans it); the plan is encoded as it is.
+	ReloadFile(ctx context.Context, dryRun bool) (plan any, err error)
+	// Table is the routing table lbd runs.
+	Table() *routing.Table
+	// Scheduler is the named pool's scheduler.
+	Scheduler(pool string) (*scheduler.Scheduler, bool)
+}
+
 // Options are the admin server's dependencies.
 type Options struct {
-	Scheduler *scheduler.Scheduler
-	Registry  *actor.Registry
-	Gatherer  prometheus.Gatherer
+	Control  Control
+	Registry *actor.Registry
+	Gatherer prometheus.Gatherer
 	// Config returns the effective configuration for /debug/config.
 	Config func() *config.Config
 	Logger *slog.Logger
@@ -45,6 +61,9 @@ type Options struct {
 	Admission func() any
 	// Advisory returns the scaling advisory's report for GET /admin/advisory.
 	Advisory func() any
+	// Outliers returns a pool's outlier report for GET /admin/outliers
+	// (false for an unknown pool).
+	Outliers func(pool string) (any, bool)
 
 	// Token, when not empty, is the bearer token every call needs except
 	// GET /healthz and GET /readyz (probes of orchestrators carry no
@@ -52,12 +71,6 @@ type Options struct {
 	Token string
 	// MaxBodyBytes limits request bodies (default 64 KiB).
 	MaxBodyBytes int64
-	// RemoveGrace is how long a removed backend may finish its in-flight
-	// requests before its actor stops (default 30s).
-	RemoveGrace time.Duration
-	// Changed, when set, is called after every successful change (the state
-	// file's writer); it returns once the change is durable.
-	Changed func(ctx context.Context) error
 	// Checks are extra subsystem probes for /admin/selftest, by name: each
 	// returns a detail for the report, or an error when the subsystem fails.
 	Checks map[string]func(ctx context.Context) (string, error)
@@ -65,14 +78,9 @@ type Options struct {
 
 // Server is the admin HTTP handler.
 type Server struct {
-	o   Options
-	mux *http.ServeMux
-	// policyMu serialises policy changes: each reads the scheduler's
-	// settings, fills in what the call leaves out and sends them back, and
-	// two such round trips must not interleave (one would undo the other).
-	// It guards that sequence of messages, no actor state.
-	policyMu sync.Mutex
-	token    atomic.Pointer[bearer] // nil: no token required
+	o     Options
+	mux   *http.ServeMux
+	token atomic.Pointer[bearer] // nil: no token required
 }
 
 // New builds the admin handler with every route registered.
@@ -85,9 +93,6 @@ func New(o Options) *Server {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 64 << 10
-	}
-	if o.RemoveGrace <= 0 {
-		o.RemoveGrace = 30 * time.Second
 	}
 	s := &Server{o: o, mux: http.NewServeMux()}
 	s.SetToken(o.Token)
@@ -104,10 +109,13 @@ func (s *Server) routes() {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.HandleFunc("GET /admin/backends", s.listBackends)
+	s.mux.HandleFunc("GET /admin/backends", takes(s.listBackends, "pool"))
+	s.mux.HandleFunc("GET /admin/pools", takes(s.listPools))
+	s.mux.HandleFunc("POST /admin/reload", takes(s.reload, "dry_run"))
+	s.mux.HandleFunc("GET /admin/outliers", takes(s.outliers, "pool"))
 	s.mux.HandleFunc("GET /debug/actors", s.actors)
 	s.mux.HandleFunc("GET /debug/config", s.debugConfig)
-	s.mux.HandleFunc("GET /admin/metrics/json", s.metricsJSON)
+	s.mux.HandleFunc("GET /admin/metrics/json", takes(s.metricsJSON))
 	s.mux.HandleFunc("GET /admin/advisory", s.advisory)
 	s.mux.HandleFunc("GET /admin/selftest", s.selftest)
 	s.backendRoutes()
@@ -141,23 +149,41 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-// readiness counts backends by state from their snapshots.
+// readiness counts backends by state from their snapshots, over every pool.
 type readiness struct {
-	Ready    bool           `json:"ready"`
-	Eligible int            `json:"eligible"`
-	Total    int            `json:"total"`
-	States   map[string]int `json:"states"`
+	Ready    bool                 `json:"ready"`
+	Eligible int                  `json:"eligible"`
+	Total    int                  `json:"total"`
+	States   map[string]int       `json:"states"`
+	Pools    map[string]poolReady `json:"pools"`
 }
 
+type poolReady struct {
+	Eligible int `json:"eligible"`
+	Total    int `json:"total"`
+}
+
+// readyz is 200 while at least one backend of any pool is eligible: lbd
+// can serve something. Each pool's counts say which.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	rd := readiness{States: map[string]int{}}
-	for _, h := range s.o.Scheduler.Picker().Backends() {
-		snap := h.Snapshot()
-		rd.Total++
-		rd.States[snap.State]++
-		if snap.Eligible {
-			rd.Eligible++
+	rd := readiness{States: map[string]int{}, Pools: map[string]poolReady{}}
+	for _, p := range s.o.Control.Table().Pools {
+		sched, ok := s.o.Control.Scheduler(p.Name)
+		if !ok {
+			continue
 		}
+		var pr poolReady
+		for _, h := range sched.Picker().Backends() {
+			snap := h.Snapshot()
+			pr.Total++
+			rd.States[snap.State]++
+			if snap.Eligible {
+				pr.Eligible++
+			}
+		}
+		rd.Pools[p.Name] = pr
+		rd.Total += pr.Total
+		rd.Eligible += pr.Eligible
 	}
 	rd.Ready = rd.Eligible > 0
 	status := http.StatusOK
@@ -165,31 +191,6 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, rd)
-}
-
-// Stats asks every backend actor for its figures, in configuration order.
-func (s *Server) Stats(ctx context.Context) ([]backendactor.Stats, error) {
-	hs := s.o.Scheduler.Picker().Backends()
-	out := make([]backendactor.Stats, 0, len(hs))
-	for _, h := range hs {
-		st, err := h.Stats(ctx)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, st)
-	}
-	return out, nil
-}
-
-func (s *Server) listBackends(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := s.ctx(r)
-	defer cancel()
-	stats, err := s.Stats(ctx)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "backend actor did not answer: "+err.Error())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"backends": stats})
 }
 
 func (s *Server) actors(w http.ResponseWriter, _ *http.Request) {

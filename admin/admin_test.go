@@ -1,4 +1,4 @@
-package admin
+package admin_test
 
 import (
 	"context"
@@ -18,54 +18,71 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/lbd/lbd/actor"
-	"github.com/lbd/lbd/backendactor"
+	"github.com/lbd/lbd/admin"
 	"github.com/lbd/lbd/config"
-	"github.com/lbd/lbd/scheduler"
+	"github.com/lbd/lbd/daemon"
+	"github.com/lbd/lbd/routing"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+var quiet = slog.New(slog.DiscardHandler)
 
 const (
 	b1 = "http://127.0.0.1:9001"
 	b2 = "http://127.0.0.1:9002"
 )
 
-// fixture is an admin server over a real scheduler with two backends.
+// fixture is an admin server over a real daemon (the routing-config owner
+// with its scheduler and two backend actors; no server listens at their
+// URLs, and active checks are off, so they stay as the admin API makes
+// them), counting the changes that succeed.
 type fixture struct {
 	srv     *httptest.Server
-	admin   *Server
-	sched   *scheduler.Scheduler
+	admin   *admin.Server
+	d       *daemon.Daemon
 	reg     *actor.Registry
 	changes atomic.Int64
 }
 
-func newFixture(t testing.TB, mutate func(*Options)) *fixture {
-	t.Helper()
-	reg := actor.NewRegistry()
-	sched, err := scheduler.New(scheduler.Config{Policy: "rr", Registry: reg, Logger: quiet,
-		Backend: backendactor.Config{Warmup: 30 * time.Second, WarmupMinPercent: 10,
-			Breaker: backendactor.BreakerConfig{FailureThreshold: 5, OpenFor: time.Second, HalfOpenProbes: 1}}})
-	require.NoError(t, err)
-	for _, u := range []string{b1, b2} {
-		_, err := sched.Add(t.Context(), scheduler.Spec{URL: u, Weight: 1, Initial: true})
-		require.NoError(t, err)
+// counting passes every call to the daemon and counts the changes it took.
+type counting struct {
+	admin.Control
+	n *atomic.Int64
+}
+
+func (c counting) Apply(ctx context.Context, ch routing.Change) error {
+	err := c.Control.Apply(ctx, ch)
+	if err == nil {
+		c.n.Add(1)
 	}
-	f := &fixture{sched: sched, reg: reg}
-	o := Options{Scheduler: sched, Registry: reg, Gatherer: prometheus.NewRegistry(), Logger: quiet,
-		RemoveGrace: time.Second,
-		Changed:     func(context.Context) error { f.changes.Add(1); return nil }}
+	return err
+}
+
+func newFixture(t testing.TB, mutate func(*admin.Options)) *fixture {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AccessLog.Mode = "off"
+	cfg.Policy = "rr"
+	cfg.Health.Disabled, cfg.Outlier.Disabled = true, true
+	cfg.Breaker.OpenFor = config.Duration(time.Second)
+	cfg.Breaker.MaxOpenFor = config.Duration(time.Minute)
+	cfg.Backends = []config.Backend{{URL: b1, Weight: 1, Protocol: "http1"}, {URL: b2, Weight: 1, Protocol: "http1"}}
+	d, err := daemon.New(daemon.Options{Config: cfg, Logger: quiet, Getenv: func(string) string { return "" }})
+	require.NoError(t, err)
+	f := &fixture{d: d, reg: d.Registry()}
+	o := admin.Options{Control: counting{d, &f.changes}, Registry: f.reg, Gatherer: prometheus.NewRegistry(), Logger: quiet}
 	if mutate != nil {
 		mutate(&o)
 	}
-	f.admin = New(o)
+	f.admin = admin.New(o)
 	f.srv = httptest.NewServer(f.admin)
 	t.Cleanup(func() {
 		f.srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		require.NoError(t, sched.Stop(ctx))
+		require.NoError(t, d.Shutdown(ctx))
 	})
 	return f
 }
@@ -111,7 +128,7 @@ func TestEndpoints(t *testing.T) {
 		{"POST", "/admin/drain?url=" + b3, "", 200, map[string]any{"state": "draining", "draining": true}},
 		{"POST", "/admin/undrain?url=" + b3, "", 200, map[string]any{"draining": false}},
 		{"POST", "/admin/backend/warm-reset?url=" + b3, "", 200, map[string]any{"url": b3}},
-		{"POST", "/admin/canary/set?url=" + b3 + "&percent=12.5", "", 200, map[string]any{"backend": b3, "percent": 12.5}},
+		{"POST", "/admin/canary/set?url=" + b3 + "&percent=12.5", "", 200, map[string]any{"backend": b3, "percent": 12.5, "pool": "default"}},
 		{"GET", "/admin/canary", "", 200, map[string]any{"backend": b3, "percent": 12.5}},
 		{"POST", "/admin/canary/clear", "", 200, map[string]any{"backend": "", "percent": 0.0}},
 		{"GET", "/admin/policy", "", 200, map[string]any{"policy": "rr"}},
@@ -136,7 +153,7 @@ func TestEndpoints(t *testing.T) {
 			require.Equal(t, v, m[k], "%s %s: field %s in %v", s.method, s.path, k, m)
 		}
 	}
-	require.EqualValues(t, 13, f.changes.Load(), "every successful change is reported once")
+	require.EqualValues(t, 12, f.changes.Load(), "every change but warm-reset is the owner's, once each")
 	resp, m := f.call(t, "GET", "/admin/backends", "")
 	require.Equal(t, 200, resp.StatusCode)
 	require.Len(t, m["backends"], 2)
@@ -171,14 +188,15 @@ func TestErrors(t *testing.T) {
 		{"sticky not a switch", "POST", "/admin/policy?sticky=maybe", "", 400, "sticky"},
 		{"canary percent", "POST", "/admin/canary/set?url=" + b1 + "&percent=101", "", 400, "percent"},
 		{"canary percent missing", "POST", "/admin/canary/set?url=" + b1, "", 400, "percent"},
-		{"canary unknown backend", "POST", "/admin/canary/set?url=http://127.0.0.1:1&percent=5", "", 404, "canary"},
+		{"canary unknown backend", "POST", "/admin/canary/set?url=http://127.0.0.1:1&percent=5", "", 404, "url"},
+		{"unknown pool", "POST", "/admin/drain?pool=web&url=" + b1, "", 404, "pool: no such pool"},
 		{"method", "GET", "/admin/drain?url=" + b1, "", 405, "POST"},
 		{"method on rest form", "PATCH", "/admin/backends", "", 405, "GET"},
 		{"no such path", "GET", "/admin/nope", "", 404, "endpoint"},
-		{"unknown parameter", "POST", "/admin/backend/add?url=http://127.0.0.1:9009&wieght=2", "", 400, "wieght: unknown parameter; this call takes url, weight, max_inflight, protocol"},
+		{"unknown parameter", "POST", "/admin/backend/add?url=http://127.0.0.1:9009&wieght=2", "", 400, "wieght: unknown parameter; this call takes url, weight, max_inflight, protocol, name, pool"},
 		{"repeated parameter", "POST", "/admin/drain?url=" + b1 + "&url=" + b2, "", 400, "url: given 2 times"},
 		{"malformed query", "POST", "/admin/drain?url=%zz", "", 400, "query: invalid URL escape"},
-		{"query on a JSON call", "POST", "/admin/backends?url=http://127.0.0.1:9009", `{"url":"http://127.0.0.1:9009"}`, 400, "url: unknown parameter; this call takes no query parameters"},
+		{"query on a JSON call", "POST", "/admin/backends?url=http://127.0.0.1:9009", `{"url":"http://127.0.0.1:9009"}`, 400, "url: unknown parameter; this call takes pool"},
 		{"parameter on clear", "POST", "/admin/canary/clear?url=" + b1, "", 400, "url: unknown parameter"},
 	}
 	for _, c := range cases {
@@ -196,7 +214,7 @@ func TestErrors(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.Token = "s3cret" })
+	f := newFixture(t, func(o *admin.Options) { o.Token = "s3cret" })
 	for _, p := range []string{"/admin/backends", "/metrics", "/debug/actors", "/admin/selftest"} {
 		resp, m := f.call(t, "GET", p, "")
 		require.Equal(t, 401, resp.StatusCode, p)
@@ -216,7 +234,7 @@ func TestToken(t *testing.T) {
 }
 
 func TestSelftestFailures(t *testing.T) {
-	f := newFixture(t, func(o *Options) {
+	f := newFixture(t, func(o *admin.Options) {
 		o.AskTimeout = 200 * time.Millisecond
 		o.Checks = map[string]func(context.Context) (string, error){"health": func(context.Context) (string, error) { return "", context.DeadlineExceeded }}
 	})
@@ -259,7 +277,7 @@ func TestReadEndpoints(t *testing.T) {
 	gather.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "lbd_test_total", Help: "a test counter"}))
 	cfg := config.Default()
 	cfg.Backends = []config.Backend{{URL: "http://user:hunter2@127.0.0.1:9001", Weight: 1, Protocol: "http1"}}
-	f := newFixture(t, func(o *Options) {
+	f := newFixture(t, func(o *admin.Options) {
 		o.Gatherer = gather
 		o.Config = func() *config.Config { return cfg }
 	})
@@ -300,7 +318,8 @@ func TestReadEndpoints(t *testing.T) {
 	}
 	resp, m = f.call(t, "GET", "/readyz", "")
 	require.Equal(t, 503, resp.StatusCode)
-	require.Equal(t, map[string]any{"ready": false, "eligible": 0.0, "total": 2.0, "states": map[string]any{"draining": 2.0}}, m)
+	require.Equal(t, map[string]any{"ready": false, "eligible": 0.0, "total": 2.0, "states": map[string]any{"draining": 2.0},
+		"pools": map[string]any{"default": map[string]any{"eligible": 0.0, "total": 2.0}}}, m)
 
 	// Without a config source /debug/config is a JSON 404.
 	bare := newFixture(t, nil)
@@ -335,7 +354,7 @@ func TestDebugActors(t *testing.T) {
 		rows[row["name"].(string)] = row
 	}
 	close(release)
-	require.Len(t, rows, 5, "scheduler, two backends, stuck, flaky")
+	require.Contains(t, rows, "scheduler")
 	require.Equal(t, 3.0, rows["stuck"]["mailbox_len"])
 	require.Equal(t, 8.0, rows["stuck"]["mailbox_cap"])
 	require.Equal(t, 1.0, rows["stuck"]["processed"])

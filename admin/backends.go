@@ -3,52 +3,109 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
-	"strings"
 
 	"github.com/lbd/lbd/backendactor"
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/routing"
 	"github.com/lbd/lbd/scheduler"
 )
 
-// Backend changes: add and remove go to the scheduler actor, which owns the
-// set; drain, cap, weight and warm-up go to the backend's own actor through
-// its handle. Both the REST forms and the original README's query forms
-// end in the same functions.
+// Backend changes are routing changes: each call becomes one
+// routing.Change for the routing-config owner, which checks it, commands
+// the pool's scheduler or the backend's actor and writes the state before
+// the call answers. Only warm-reset, which changes no setting, goes to the
+// backend's actor directly. Every call takes pool=NAME (default
+// "default"); the REST forms and the original README's query forms end in
+// the same functions.
 func (s *Server) backendRoutes() {
-	s.mux.HandleFunc("POST /admin/backends", takes(s.addJSON))
-	s.mux.HandleFunc("DELETE /admin/backends", takes(s.remove, "url"))
-	s.mux.HandleFunc("POST /admin/backend/add", takes(s.addQuery, "url", "weight", "max_inflight", "protocol"))
-	s.mux.HandleFunc("POST /admin/backend/remove", takes(s.remove, "url"))
-	s.mux.HandleFunc("POST /admin/drain", takes(s.command(func(ctx context.Context, h *backendactor.Handle, _ *http.Request) error {
-		return h.Drain(ctx)
-	}), "url"))
-	s.mux.HandleFunc("POST /admin/undrain", takes(s.command(func(ctx context.Context, h *backendactor.Handle, _ *http.Request) error {
-		return h.Undrain(ctx)
-	}), "url"))
-	s.mux.HandleFunc("POST /admin/backend/warm-reset", takes(s.command(func(ctx context.Context, h *backendactor.Handle, _ *http.Request) error {
-		return h.WarmReset(ctx)
-	}), "url"))
-	s.mux.HandleFunc("POST /admin/backend/cap", takes(s.command(func(ctx context.Context, h *backendactor.Handle, r *http.Request) error {
-		n, err := requireInt(r, "max_inflight", 0, math.MaxInt32)
+	s.mux.HandleFunc("POST /admin/backends", takes(s.addJSON, "pool"))
+	s.mux.HandleFunc("DELETE /admin/backends", takes(s.remove, "url", "pool"))
+	s.mux.HandleFunc("POST /admin/backend/add", takes(s.addQuery, "url", "weight", "max_inflight", "protocol", "name", "pool"))
+	s.mux.HandleFunc("POST /admin/backend/remove", takes(s.remove, "url", "pool"))
+	s.mux.HandleFunc("POST /admin/drain", takes(s.change(routing.OpDrain, ""), "url", "pool"))
+	s.mux.HandleFunc("POST /admin/undrain", takes(s.change(routing.OpUndrain, ""), "url", "pool"))
+	s.mux.HandleFunc("POST /admin/backend/cap", takes(s.change(routing.OpCap, "max_inflight"), "url", "max_inflight", "pool"))
+	s.mux.HandleFunc("POST /admin/backend/weight", takes(s.change(routing.OpWeight, "weight"), "url", "weight", "pool"))
+	s.mux.HandleFunc("POST /admin/backend/warm-reset", takes(s.warmReset, "url", "pool"))
+}
+
+// backendView is one backend in the admin API: its actor's figures, with
+// its pool, its name and where it came from.
+type backendView struct {
+	Pool   string `json:"pool"`
+	Name   string `json:"name,omitempty"`
+	Source string `json:"source"`
+	backendactor.Stats
+}
+
+// poolOf reads the pool parameter: "default" when absent.
+func poolOf(r *http.Request) string {
+	if p := r.URL.Query().Get("pool"); p != "" {
+		return p
+	}
+	return config.DefaultPool
+}
+
+// schedulerOf returns the pool's scheduler, or a 404 naming the pools.
+func (s *Server) schedulerOf(pool string) (*scheduler.Scheduler, error) {
+	if sched, ok := s.o.Control.Scheduler(pool); ok {
+		return sched, nil
+	}
+	_, err := s.o.Control.Table().Lookup(pool)
+	if err == nil { // in the table but not running: a pool that is starting or stopping
+		err = fmt.Errorf("%w %q: not running", routing.ErrUnknownPool, pool)
+	}
+	return nil, err
+}
+
+// Stats asks every backend actor of the pool for its figures, in the
+// pool's order.
+func (s *Server) Stats(ctx context.Context, pool string) ([]backendView, error) {
+	sched, err := s.schedulerOf(pool)
+	if err != nil {
+		return nil, err
+	}
+	p, _ := s.o.Control.Table().Pool(pool)
+	hs := sched.Picker().Backends()
+	out := make([]backendView, 0, len(hs))
+	for _, h := range hs {
+		st, err := h.Stats(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return h.SetCap(ctx, n)
-	}), "url", "max_inflight"))
-	s.mux.HandleFunc("POST /admin/backend/weight", takes(s.command(func(ctx context.Context, h *backendactor.Handle, r *http.Request) error {
-		n, err := requireInt(r, "weight", 1, config.MaxWeight)
-		if err != nil {
-			return err
+		out = append(out, backendViewOf(pool, p, st))
+	}
+	return out, nil
+}
+
+func backendViewOf(pool string, p *routing.Pool, st backendactor.Stats) backendView {
+	v := backendView{Pool: pool, Stats: st}
+	if p != nil {
+		if b, ok := p.Backend(st.URL); ok {
+			v.Name, v.Source = b.Name, b.Source
 		}
-		return h.SetWeight(ctx, n)
-	}), "url", "weight"))
+	}
+	return v
+}
+
+func (s *Server) listBackends(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	stats, err := s.Stats(ctx, poolOf(r))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"backends": stats})
 }
 
 // addRequest is POST /admin/backends' body. Weight defaults to 1.
 type addRequest struct {
 	URL         string `json:"url"`
+	Name        string `json:"name"`
 	Weight      *int   `json:"weight"`
 	MaxInflight int    `json:"max_inflight"`
 	Protocol    string `json:"protocol"`
@@ -60,7 +117,7 @@ func (s *Server) addJSON(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	b := config.Backend{URL: req.URL, Weight: 1, MaxInflight: req.MaxInflight, Protocol: req.Protocol}
+	b := config.Backend{URL: req.URL, Name: req.Name, Weight: 1, MaxInflight: req.MaxInflight, Protocol: req.Protocol}
 	if req.Weight != nil {
 		b.Weight = *req.Weight
 	}
@@ -68,7 +125,7 @@ func (s *Server) addJSON(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) addQuery(w http.ResponseWriter, r *http.Request) {
-	wt, err := queryInt(r, "weight", 1, math.MinInt32, math.MaxInt32) // range checked by Backend.Validate
+	wt, err := queryInt(r, "weight", 1, math.MinInt32, math.MaxInt32) // the range is the config file's, checked with it
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -83,28 +140,20 @@ func (s *Server) addQuery(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, badRequest("url: missing; give the backend's URL, e.g. url=http://127.0.0.1:8081"))
 		return
 	}
-	s.add(w, r, config.Backend{URL: q.Get("url"), Weight: wt, MaxInflight: capN, Protocol: q.Get("protocol")})
+	s.add(w, r, config.Backend{URL: q.Get("url"), Name: q.Get("name"), Weight: wt, MaxInflight: capN, Protocol: q.Get("protocol")})
 }
 
-// add validates b as a config entry would be and asks the scheduler to start it.
+// add asks the owner to add b; it is judged by the config file's rules.
 func (s *Server) add(w http.ResponseWriter, r *http.Request, b config.Backend) {
-	if b.Protocol == "" {
-		b.Protocol = "http1"
-	}
-	if err := b.Validate(); err != nil {
-		s.fail(w, badRequest("%s", strings.ReplaceAll(err.Error(), "\n", "; ")))
-		return
-	}
-	u, _ := config.NormalizeURL(b.URL) // valid: Validate checked it
+	c := routing.Change{Op: routing.OpAdd, Pool: poolOf(r), Backend: b, By: r.RemoteAddr}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	h, err := s.o.Scheduler.Add(ctx, scheduler.Spec{URL: u, Weight: b.Weight, MaxInflight: b.MaxInflight, Protocol: b.Protocol})
-	if err != nil {
+	if err := s.o.Control.Apply(ctx, c); err != nil {
 		s.fail(w, err)
 		return
 	}
-	s.changed(ctx, "add", u)
-	s.writeStats(ctx, w, http.StatusCreated, h)
+	u, _ := config.NormalizeURL(b.URL) // valid: the owner took it
+	s.writeBackend(ctx, w, http.StatusCreated, c.PoolName(), u)
 }
 
 func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
@@ -115,45 +164,86 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	if err := s.o.Scheduler.Remove(ctx, u, s.o.RemoveGrace); err != nil {
+	c := routing.Change{Op: routing.OpRemove, Pool: poolOf(r), URL: u, By: r.RemoteAddr}
+	if err := s.o.Control.Apply(ctx, c); err != nil {
 		s.fail(w, err)
 		return
 	}
-	s.changed(ctx, "remove", u)
-	writeJSON(w, http.StatusOK, map[string]any{"removed": u, "drain_grace": s.o.RemoveGrace.String()})
+	writeJSON(w, http.StatusOK, map[string]any{"removed": u, "pool": c.PoolName()})
 }
 
-// command wraps a change to one backend's actor named by ?url=.
-func (s *Server) command(do func(context.Context, *backendactor.Handle, *http.Request) error) http.HandlerFunc {
+// change handles the calls that change one setting of a backend named by
+// ?url=; param names the call's number (weight, max_inflight), if any.
+func (s *Server) change(op routing.Op, param string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u, aerr := queryURL(r)
 		if aerr != nil {
 			s.fail(w, aerr)
 			return
 		}
-		h := s.o.Scheduler.Lookup(u)
-		if h == nil {
-			s.fail(w, &apiError{http.StatusNotFound, "url: no backend " + u})
-			return
+		c := routing.Change{Op: op, Pool: poolOf(r), URL: u, By: r.RemoteAddr}
+		if param != "" {
+			n, aerr := requireInt(r, param, math.MinInt32, math.MaxInt32) // the range is the config file's
+			if aerr != nil {
+				s.fail(w, aerr)
+				return
+			}
+			c.N = n
 		}
 		ctx, cancel := s.ctx(r)
 		defer cancel()
-		if err := do(ctx, h, r); err != nil {
+		if err := s.o.Control.Apply(ctx, c); err != nil {
 			s.fail(w, err)
 			return
 		}
-		s.changed(ctx, strings.TrimPrefix(r.URL.Path, "/admin/"), u)
-		s.writeStats(ctx, w, http.StatusOK, h)
+		s.writeBackend(ctx, w, http.StatusOK, c.PoolName(), u)
 	}
 }
 
-func (s *Server) writeStats(ctx context.Context, w http.ResponseWriter, status int, h *backendactor.Handle) {
-	st, err := h.Stats(ctx)
-	if err != nil { // the change is done; report it without the figures
-		writeJSON(w, status, map[string]string{"url": h.URL()})
+func (s *Server) warmReset(w http.ResponseWriter, r *http.Request) {
+	u, aerr := queryURL(r)
+	if aerr != nil {
+		s.fail(w, aerr)
 		return
 	}
-	writeJSON(w, status, st)
+	sched, err := s.schedulerOf(poolOf(r))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	h := sched.Lookup(u)
+	if h == nil {
+		s.fail(w, &apiError{http.StatusNotFound, "url: no backend " + u + " in pool " + poolOf(r)})
+		return
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	if err := h.WarmReset(ctx); err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.o.Logger.Info("admin change", "op", "warm-reset", "pool", poolOf(r), "url", u, "by", r.RemoteAddr)
+	s.writeBackend(ctx, w, http.StatusOK, poolOf(r), u)
+}
+
+// writeBackend answers with the backend's figures after a change.
+func (s *Server) writeBackend(ctx context.Context, w http.ResponseWriter, status int, pool, url string) {
+	sched, ok := s.o.Control.Scheduler(pool)
+	var h *backendactor.Handle
+	if ok {
+		h = sched.Lookup(url)
+	}
+	if h == nil { // the change is done; report it without the figures
+		writeJSON(w, status, map[string]string{"url": url, "pool": pool})
+		return
+	}
+	st, err := h.Stats(ctx)
+	if err != nil {
+		writeJSON(w, status, map[string]string{"url": url, "pool": pool})
+		return
+	}
+	p, _ := s.o.Control.Table().Pool(pool)
+	writeJSON(w, status, backendViewOf(pool, p, st))
 }
 
 // fail maps an error to API.md's statuses.
@@ -162,27 +252,17 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &ae):
 		writeError(w, ae.status, ae.msg)
-	case errors.Is(err, scheduler.ErrExists):
+	case errors.Is(err, routing.ErrUnknownPool):
+		writeError(w, http.StatusNotFound, "pool: "+err.Error())
+	case errors.Is(err, routing.ErrExists), errors.Is(err, routing.ErrOwned), errors.Is(err, scheduler.ErrExists):
 		writeError(w, http.StatusConflict, "url: "+err.Error())
-	case errors.Is(err, scheduler.ErrNotFound):
+	case errors.Is(err, routing.ErrNotFound), errors.Is(err, scheduler.ErrNotFound):
 		writeError(w, http.StatusNotFound, "url: "+err.Error())
-	case errors.Is(err, scheduler.ErrInvalid):
+	case errors.Is(err, routing.ErrInvalid), errors.Is(err, scheduler.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		writeError(w, http.StatusServiceUnavailable, "the owning actor did not answer in time: "+err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
-	}
-}
-
-// changed tells the persistence hook that a change succeeded. The change is
-// applied either way; a failed write is logged, not turned into a failed call.
-func (s *Server) changed(ctx context.Context, what, url string) {
-	s.o.Logger.Info("admin change", "change", what, "url", url)
-	if s.o.Changed == nil {
-		return
-	}
-	if err := s.o.Changed(ctx); err != nil {
-		s.o.Logger.Error("admin change applied but not persisted", "change", what, "err", err)
 	}
 }

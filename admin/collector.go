@@ -5,33 +5,32 @@ import (
 
 	"github.com/lbd/lbd/actor"
 	"github.com/lbd/lbd/backendactor"
-	"github.com/lbd/lbd/scheduler"
 )
 
 // Collector exports the backends' and actors' state at scrape time, read
 // from published snapshots and the registry's atomics: the request path pays
 // nothing for these metrics.
 type Collector struct {
-	sched *scheduler.Scheduler
-	reg   *actor.Registry
+	ctl Control
+	reg *actor.Registry
 
 	inflight, ewma, up, state, breaker *prometheus.Desc
 	mailbox, mailboxCap, messages      *prometheus.Desc
 	restarts, dropped                  *prometheus.Desc
 }
 
-// NewCollector returns a collector over the scheduler's backends and the registry's actors.
-func NewCollector(s *scheduler.Scheduler, reg *actor.Registry) *Collector {
+// NewCollector returns a collector over every pool's backends and the registry's actors.
+func NewCollector(ctl Control, reg *actor.Registry) *Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &Collector{
-		sched: s, reg: reg,
-		inflight:   d("lbd_backend_inflight", "Requests in flight to the backend.", "backend"),
-		ewma:       d("lbd_backend_ewma_seconds", "Peak-EWMA latency to response headers.", "backend"),
-		up:         d("lbd_backend_up", "1 when the backend is eligible for new requests.", "backend"),
-		state:      d("lbd_backend_state", "1 for the backend's current state.", "backend", "state"),
-		breaker:    d("lbd_breaker_state", "Circuit breaker: 0 closed, 1 open, 2 half-open.", "backend"),
+		ctl: ctl, reg: reg,
+		inflight:   d("lbd_backend_inflight", "Requests in flight to the backend.", "pool", "backend"),
+		ewma:       d("lbd_backend_ewma_seconds", "Peak-EWMA latency to response headers.", "pool", "backend"),
+		up:         d("lbd_backend_up", "1 when the backend is eligible for new requests.", "pool", "backend"),
+		state:      d("lbd_backend_state", "1 for the backend's current state.", "pool", "backend", "state"),
+		breaker:    d("lbd_breaker_state", "Circuit breaker: 0 closed, 1 open, 2 half-open.", "pool", "backend"),
 		mailbox:    d("lbd_actor_mailbox_depth", "Messages waiting in the actor's mailbox.", "actor"),
 		mailboxCap: d("lbd_actor_mailbox_capacity", "Capacity of the actor's mailbox.", "actor"),
 		messages:   d("lbd_actor_messages_total", "Messages the actor has processed.", "actor"),
@@ -52,15 +51,21 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	g := func(d *prometheus.Desc, v float64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
 	}
-	for _, h := range c.sched.Picker().Backends() {
-		s, u := h.Snapshot(), h.URL()
-		g(c.inflight, float64(h.Inflight()), u)
-		g(c.ewma, s.EWMA.Seconds(), u)
-		g(c.up, b2f(s.Eligible), u)
-		for _, st := range backendactor.States {
-			g(c.state, b2f(s.State == st), u, st)
+	for _, p := range c.ctl.Table().Pools {
+		sched, ok := c.ctl.Scheduler(p.Name)
+		if !ok {
+			continue
 		}
-		g(c.breaker, float64(s.Breaker), u)
+		for _, h := range sched.Picker().Backends() {
+			s, u := h.Snapshot(), h.URL()
+			g(c.inflight, float64(h.Inflight()), p.Name, u)
+			g(c.ewma, s.EWMA.Seconds(), p.Name, u)
+			g(c.up, b2f(s.Eligible), p.Name, u)
+			for _, st := range backendactor.States {
+				g(c.state, b2f(s.State == st), p.Name, u, st)
+			}
+			g(c.breaker, float64(s.Breaker), p.Name, u)
+		}
 	}
 	for _, a := range c.reg.Snapshot() {
 		g(c.mailbox, float64(a.MailboxLen), a.Name)

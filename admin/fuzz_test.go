@@ -1,4 +1,4 @@
-package admin
+package admin_test
 
 import (
 	"encoding/json"
@@ -25,8 +25,7 @@ func FuzzAdminParams(f *testing.F) {
 	f.Add(uint8(9), "", `{"policy":"lc","sticky":{"enabled":true,"key":"cookie:"}}`)
 	f.Add(uint8(10), "name=rr&sticky=on&sticky_key=header:X", "")
 	f.Add(uint8(11), "url=http://127.0.0.1:9002&percent=NaN", "")
-	fx := newFixture(f, nil)
-	h := New(Options{Scheduler: fx.sched, Registry: fx.reg, Logger: quiet})
+	h := newFixture(f, nil).admin
 	f.Fuzz(func(t *testing.T, route uint8, query, body string) {
 		rt := fuzzRoutes[int(route)%len(fuzzRoutes)]
 		req := httptest.NewRequest(rt.method, "/", strings.NewReader(body))

@@ -3,8 +3,6 @@ package admin
 import (
 	"net/http"
 	"time"
-
-	"github.com/lbd/lbd/backendactor"
 )
 
 // metricsDoc is GET /admin/metrics/json: the figures an operator or a
@@ -16,8 +14,8 @@ type metricsDoc struct {
 	Totals any `json:"totals,omitempty"`
 	Rates  any `json:"rates,omitempty"`
 	// Backends are each backend actor's own figures (a Stats ask, as in
-	// GET /admin/backends).
-	Backends []backendactor.Stats `json:"backends"`
+	// GET /admin/backends), for every pool.
+	Backends []backendView `json:"backends"`
 	// Admission is the admission control and AIMD state.
 	Admission any `json:"admission,omitempty"`
 	// Advisory is the scaling advisory's verdict (GET /admin/advisory).
@@ -27,12 +25,15 @@ type metricsDoc struct {
 func (s *Server) metricsJSON(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	stats, err := s.Stats(ctx)
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "backend actor did not answer: "+err.Error())
-		return
+	doc := metricsDoc{Time: time.Now().UTC(), Backends: []backendView{}}
+	for _, p := range s.o.Control.Table().Pools {
+		stats, err := s.Stats(ctx, p.Name)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "backend actor did not answer: "+err.Error())
+			return
+		}
+		doc.Backends = append(doc.Backends, stats...)
 	}
-	doc := metricsDoc{Time: time.Now().UTC(), Backends: stats}
 	if s.o.Traffic != nil {
 		doc.Totals, doc.Rates = s.o.Traffic()
 	}

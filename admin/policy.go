@@ -3,15 +3,18 @@ package admin
 import (
 	"net/http"
 
+	"github.com/lbd/lbd/routing"
 	"github.com/lbd/lbd/scheduler"
 )
 
-// Policy and sticky sessions belong to the scheduler actor: reads ask it for
-// its Status, changes send SetPolicy, which validates and answers.
+// A pool's policy and sticky sessions are read from its scheduler actor's
+// Status and changed through the routing-config owner, which fills in what
+// a call leaves out from the settings it owns, so two calls can never undo
+// each other.
 func (s *Server) policyRoutes() {
-	s.mux.HandleFunc("GET /admin/policy", s.schedulerView(func(st scheduler.Status) any { return viewOf(st) }))
-	s.mux.HandleFunc("PUT /admin/policy", takes(s.putPolicy))
-	s.mux.HandleFunc("POST /admin/policy", takes(s.postPolicy, "name", "sticky", "sticky_key"))
+	s.mux.HandleFunc("GET /admin/policy", takes(s.schedulerView(func(st scheduler.Status) any { return policyViewOf(st) }), "pool"))
+	s.mux.HandleFunc("PUT /admin/policy", takes(s.putPolicy, "pool"))
+	s.mux.HandleFunc("POST /admin/policy", takes(s.postPolicy, "name", "sticky", "sticky_key", "pool"))
 }
 
 // stickyView is the sticky part of API.md's policy body.
@@ -23,21 +26,27 @@ type stickyView struct {
 // policyView is GET /admin/policy's answer and PUT's body; in a PUT an
 // absent field keeps its current value.
 type policyView struct {
+	Pool   string      `json:"pool,omitempty"`
 	Policy string      `json:"policy"`
 	Sticky *stickyView `json:"sticky"`
 }
 
-func viewOf(st scheduler.Status) policyView {
-	return policyView{Policy: st.Policy, Sticky: &stickyView{Enabled: &st.StickyEnabled, Key: st.StickyKey}}
+func policyViewOf(st scheduler.Status) policyView {
+	return policyView{Pool: st.Pool, Policy: st.Policy, Sticky: &stickyView{Enabled: &st.StickyEnabled, Key: st.StickyKey}}
 }
 
-// schedulerView answers a GET with a view of the scheduler's settings,
-// asked of the scheduler actor.
+// schedulerView answers a GET with a view of the pool's scheduler
+// settings, asked of its actor.
 func (s *Server) schedulerView(view func(scheduler.Status) any) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		sched, err := s.schedulerOf(poolOf(r))
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
 		ctx, cancel := s.ctx(r)
 		defer cancel()
-		st, err := s.o.Scheduler.Status(ctx)
+		st, err := sched.Status(ctx)
 		if err != nil {
 			s.fail(w, err)
 			return
@@ -59,7 +68,7 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
 func (s *Server) postPolicy(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	req := policyView{Policy: q.Get("name")}
-	if !q.Has("name") && !q.Has("sticky") {
+	if !q.Has("name") && !q.Has("sticky") && !q.Has("sticky_key") {
 		s.fail(w, badRequest("name: missing; give a policy (rr, wrr, lc, p2c-ewma) and/or sticky=on|off"))
 		return
 	}
@@ -77,37 +86,17 @@ func (s *Server) postPolicy(w http.ResponseWriter, r *http.Request) {
 	s.setPolicy(w, r, req)
 }
 
-// setPolicy fills what req leaves out from the current settings and asks
-// the scheduler to switch.
+// setPolicy asks the owner to switch; what req leaves out stays.
 func (s *Server) setPolicy(w http.ResponseWriter, r *http.Request, req policyView) {
+	c := routing.Change{Op: routing.OpPolicy, Pool: poolOf(r), Policy: req.Policy, By: r.RemoteAddr}
+	if req.Sticky != nil {
+		c.StickyEnabled, c.StickyKey = req.Sticky.Enabled, req.Sticky.Key
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	s.policyMu.Lock()
-	defer s.policyMu.Unlock()
-	cur, err := s.o.Scheduler.Status(ctx)
-	if err != nil {
+	if err := s.o.Control.Apply(ctx, c); err != nil {
 		s.fail(w, err)
 		return
 	}
-	policy, enabled, key := cur.Policy, cur.StickyEnabled, cur.StickyKey
-	if req.Policy != "" {
-		policy = req.Policy
-	}
-	if req.Sticky != nil {
-		if req.Sticky.Enabled != nil {
-			enabled = *req.Sticky.Enabled
-		}
-		if req.Sticky.Key != "" {
-			key = req.Sticky.Key
-		}
-	}
-	if err := s.o.Scheduler.SetPolicy(ctx, policy, enabled, key); err != nil {
-		s.fail(w, err)
-		return
-	}
-	s.changed(ctx, "policy", "")
-	if st, err := s.o.Scheduler.Status(ctx); err == nil {
-		cur = st
-	}
-	writeJSON(w, http.StatusOK, viewOf(cur))
+	s.schedulerView(func(st scheduler.Status) any { return policyViewOf(st) })(w, r)
 }

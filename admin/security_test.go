@@ -1,4 +1,4 @@
-package admin
+package admin_test
 
 import (
 	"net/http"
@@ -6,11 +6,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/lbd/lbd/admin"
 	"github.com/stretchr/testify/require"
 )
 
 func TestSetTokenSwapsTheToken(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.Token = "s3cret" })
+	f := newFixture(t, func(o *admin.Options) { o.Token = "s3cret" })
 	status := func(auth string) int {
 		var hdr []string
 		if auth != "" {
@@ -43,7 +44,7 @@ func TestSetTokenSwapsTheToken(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 func TestSetTokenWhileRequestsAreChecked(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.Token = "a" })
+	f := newFixture(t, func(o *admin.Options) { o.Token = "a" })
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {

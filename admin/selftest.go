@@ -91,23 +91,38 @@ func (s *Server) pingActors(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%d actors answered", len(refs)), nil
 }
 
-// pickOnce asks the scheduler for its status and picks through the current
-// picker, releasing the slot as a canceled request so no statistics move.
+// pickOnce asks each pool's scheduler for its status and picks through
+// its current picker, releasing the slot as a canceled request so no
+// statistics move. A pool with no backend is reported, not failed: it is
+// a configuration, not a broken subsystem; a pool whose backends exist and
+// none can be picked fails.
 func (s *Server) pickOnce(ctx context.Context) (string, error) {
-	st, err := s.o.Scheduler.Status(ctx)
-	if err != nil {
-		return "", fmt.Errorf("scheduler did not answer: %w", err)
+	var parts []string
+	for _, p := range s.o.Control.Table().Pools {
+		sched, ok := s.o.Control.Scheduler(p.Name)
+		if !ok {
+			return "", fmt.Errorf("pool %s has no running scheduler", p.Name)
+		}
+		st, err := sched.Status(ctx)
+		if err != nil {
+			return "", fmt.Errorf("pool %s: scheduler did not answer: %w", p.Name, err)
+		}
+		if len(st.Backends) == 0 {
+			parts = append(parts, fmt.Sprintf("%s: no backends", p.Name))
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+		if err != nil {
+			return "", err
+		}
+		h, err := sched.Picker().Pick(req, "selftest", nil)
+		if err != nil {
+			return "", fmt.Errorf("pool %s: policy %s over %d backends cannot pick: %w", p.Name, st.Policy, len(st.Backends), err)
+		}
+		h.Release(0, backendactor.Canceled)
+		parts = append(parts, fmt.Sprintf("%s: policy %s picked %s", p.Name, st.Policy, h.URL()))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
-	if err != nil {
-		return "", err
-	}
-	h, err := s.o.Scheduler.Picker().Pick(req, "selftest", nil)
-	if err != nil {
-		return "", fmt.Errorf("policy %s over %d backends cannot pick: %w", st.Policy, len(st.Backends), err)
-	}
-	h.Release(0, backendactor.Canceled)
-	return fmt.Sprintf("policy %s picked %s", st.Policy, h.URL()), nil
+	return strings.Join(parts, "; "), nil
 }
 
 func (s *Server) gather(context.Context) (string, error) {

@@ -12,6 +12,7 @@
 package backendactor
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -33,6 +34,11 @@ type Config struct {
 	MaxInflight int
 	// Protocol is how the proxy speaks to the backend: http1, h2c or h2.
 	Protocol string
+	// TLS is the client TLS configuration of an https backend with trust
+	// settings of its own (ca_file, server_name); nil uses the system roots
+	// and the URL's host. The proxy and the health prober read it from the
+	// handle; it is part of the backend's identity, never changed.
+	TLS *tls.Config
 
 	Breaker          BreakerConfig
 	Rise, Fall       int
@@ -84,7 +90,7 @@ func newState(c Config) *state {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	h := &Handle{url: c.URL, protocol: c.Protocol}
+	h := &Handle{url: c.URL, protocol: c.Protocol, tls: c.TLS}
 	h.bucket.Store(new(bucket))
 	h.threshold.Store(int64(c.Breaker.FailureThreshold))
 	s := &state{h: h, cfg: c, weight: c.Weight, maxInflight: int64(max(c.MaxInflight, 0))}

@@ -2,6 +2,7 @@ package backendactor
 
 import (
 	"context"
+	"crypto/tls"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,7 @@ func (o Outcome) Failed() bool { return o == ServerError || o == GatewayError }
 type Handle struct {
 	url      string
 	protocol string
+	tls      *tls.Config
 	ref      *actor.Ref
 	snap     atomic.Pointer[Snapshot]
 
@@ -61,6 +63,10 @@ func (h *Handle) URL() string { return h.url }
 
 // Protocol returns the upstream protocol from the backend's spec.
 func (h *Handle) Protocol() string { return h.protocol }
+
+// TLS returns the backend's own client TLS configuration, or nil for the
+// defaults (see Config.TLS). Callers must not modify it.
+func (h *Handle) TLS() *tls.Config { return h.tls }
 
 // Ref returns the backend's actor address.
 func (h *Handle) Ref() *actor.Ref { return h.ref }

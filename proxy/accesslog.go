@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,7 +28,7 @@ import (
 type AccessLog struct {
 	h      slog.Handler
 	out    *LineWriter
-	sample float64 // 1 = every request
+	sample atomic.Uint64 // math.Float64bits of the share of successes kept; 1 = every request
 }
 
 // NewAccessLog returns an access log writing JSON lines to w in batches,
@@ -34,12 +36,17 @@ type AccessLog struct {
 // to write the last batch; it does not close w.
 func NewAccessLog(w io.Writer, sample float64) *AccessLog {
 	lw := NewLineWriter(w, 0, 0)
-	return &AccessLog{
-		h:      slog.NewJSONHandler(lw, &slog.HandlerOptions{Level: slog.LevelInfo}),
-		out:    lw,
-		sample: sample,
-	}
+	a := &AccessLog{h: slog.NewJSONHandler(lw, &slog.HandlerOptions{Level: slog.LevelInfo}), out: lw}
+	a.SetSampleRate(sample)
+	return a
 }
+
+// SetSampleRate changes the share of successful requests logged.
+func (a *AccessLog) SetSampleRate(f float64) { a.sample.Store(math.Float64bits(f)) }
+
+// SetOutput moves the log to w after writing what is buffered to the old
+// output (see LineWriter.SetOutput); the caller closes the old output.
+func (a *AccessLog) SetOutput(w io.Writer) error { return a.out.SetOutput(w) }
 
 // Close writes the buffered lines and stops the flusher. Requests that end
 // after Close are not logged.
@@ -47,7 +54,7 @@ func (a *AccessLog) Close() error { return a.out.Close() }
 
 // Log writes the line for one finished request.
 func (a *AccessLog) Log(r *http.Request, st *reqState, d time.Duration, policy string) {
-	if a.sample < 1 && st.status < 400 && st.rejected == "" && rand.Float64() >= a.sample {
+	if sample := math.Float64frombits(a.sample.Load()); sample < 1 && st.status < 400 && st.rejected == "" && rand.Float64() >= sample {
 		return
 	}
 	backend := ""

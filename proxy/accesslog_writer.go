@@ -32,6 +32,7 @@ type LineWriter struct {
 	err    error // the first output error, returned by Close
 
 	kick chan struct{} // cap 1: a batch is full
+	swap chan outputSwap
 	quit chan struct{}
 	done chan struct{}
 }
@@ -54,7 +55,7 @@ func NewLineWriter(out io.Writer, flushEvery time.Duration, bufferBytes int) *Li
 	w := &LineWriter{
 		out: out, every: flushEvery, limit: bufferBytes,
 		buf:  make([]byte, 0, bufferBytes),
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		kick: make(chan struct{}, 1), swap: make(chan outputSwap), quit: make(chan struct{}), done: make(chan struct{}),
 	}
 	w.room.L = &w.mu
 	go w.run()
@@ -102,6 +103,26 @@ func (w *LineWriter) Close() error {
 	return w.err
 }
 
+// outputSwap asks the flusher to move to another output.
+type outputSwap struct {
+	out  io.Writer
+	done chan error
+}
+
+// SetOutput writes the lines buffered so far to the current output, then
+// sends every later line to out: a log file can be reopened (logrotate) or
+// replaced (a reload) without losing or splitting a line. It returns the
+// first error the old output reported, if any; the caller closes it.
+func (w *LineWriter) SetOutput(out io.Writer) error {
+	req := outputSwap{out: out, done: make(chan error, 1)}
+	select {
+	case w.swap <- req:
+		return <-req.done
+	case <-w.done:
+		return ErrLogClosed
+	}
+}
+
 // run is the flusher: the only goroutine that writes to the output.
 func (w *LineWriter) run() {
 	defer close(w.done)
@@ -112,6 +133,14 @@ func (w *LineWriter) run() {
 		select {
 		case <-t.C:
 		case <-w.kick:
+		case s := <-w.swap:
+			spare = w.flush(spare)
+			w.mu.Lock()
+			err := w.err
+			w.err, w.out = nil, s.out
+			w.mu.Unlock()
+			s.done <- err
+			continue
 		case <-w.quit:
 			w.flush(spare)
 			return

@@ -98,7 +98,8 @@ func New(o Options) *Handler {
 		o.ClientIP = PeerIP
 	}
 	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), ups: newUpgrades(o.Upgrades)}
-	h.tr = &retryTransport{h: h, ups: newUpstreams(o.Transport, h.metrics)}
+	h.tr = &retryTransport{h: h}
+	h.tr.ups.Store(newUpstreams(o.Transport, h.metrics))
 	h.live.Store(&Live{MaxBodyBytes: o.MaxBodyBytes, AccessLog: o.AccessLog})
 	var pools map[string]*Pool
 	if o.Scheduler != nil {
@@ -122,8 +123,17 @@ func (h *Handler) SetRoutes(t *Routes) { h.routes.Store(t) }
 // SetLive installs new data-plane settings for the requests that start next.
 func (h *Handler) SetLive(l Live) { h.live.Store(&l) }
 
+// SetTransport replaces the upstream transports (timeouts.dial,
+// response_header, idle_conn): requests that start next use new
+// connections made under the new settings; the old transports' idle
+// connections are closed, and their busy ones finish their requests.
+func (h *Handler) SetTransport(o TransportOptions) {
+	old := h.tr.ups.Swap(newUpstreams(o, h.metrics))
+	old.closeIdle()
+}
+
 // Close releases idle upstream connections.
-func (h *Handler) Close() { h.tr.ups.closeIdle() }
+func (h *Handler) Close() { h.tr.ups.Load().closeIdle() }
 
 // DrainUpgrades is the data plane's part of a shutdown for connections that
 // http.Server.Shutdown does not see: it refuses new protocol upgrades, lets

@@ -32,8 +32,8 @@ type RetryOptions struct {
 // forwards, classifies the outcome and, when it is safe, tries another backend.
 type retryTransport struct {
 	h      *Handler
-	ups    *upstreams
-	active atomic.Int64 // retries in progress
+	ups    atomic.Pointer[upstreams] // replaced when the transport settings change
+	active atomic.Int64              // retries in progress
 }
 
 var errUpstream5xx = errors.New("upstream answered 5xx")
@@ -77,7 +77,7 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 	}
 	st.attempts++
 	st.backend = h
-	up := t.ups.get(h, st.pool.name)
+	up := t.ups.Load().get(h, st.pool.name)
 	st.up = up
 	req := out
 	if st.attempts > 1 { // a fresh shallow copy: the transport may still hold the last one

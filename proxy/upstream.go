@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,16 +19,6 @@ type TransportOptions struct {
 	ResponseHeaderTimeout time.Duration
 	IdleConnTimeout       time.Duration
 	MaxIdleConnsPerHost   int
-	// TLS for https backends (h2, or http1 over TLS): extra trust and server
-	// name, by normalised backend URL. Backends not listed use the system roots.
-	TLS map[string]UpstreamTLS
-}
-
-// UpstreamTLS is one https backend's trust settings. The caller reads the
-// CA file (and reports a bad one at start), so the proxy never touches files.
-type UpstreamTLS struct {
-	RootCAs    *x509.CertPool // nil: the system roots
-	ServerName string         // "": the URL's host
 }
 
 // HTTP/2 connection health: a connection with no frame for h2PingAfter is
@@ -86,18 +75,18 @@ func (u *upstreams) get(h *backendactor.Handle, pool string) *upstream {
 	if err != nil { // URLs are validated before a backend exists; keep the request alive anyway
 		target = &url.URL{Scheme: "http", Host: h.URL()}
 	}
-	up := &upstream{target: target, rt: u.transport(h.Protocol(), h.URL()), pool: pool, backend: h.URL(), m: u.m}
+	up := &upstream{target: target, rt: u.transport(h.Protocol(), h.URL(), h.TLS()), pool: pool, backend: h.URL(), m: u.m}
 	up.duration = u.m.duration.WithLabelValues(pool, h.URL())
 	v, _ := u.cache.LoadOrStore(h, up)
 	return v.(*upstream)
 }
 
 // transport returns the shared round tripper for a protocol; backends with
-// their own TLS trust get their own, since trust lives in the transport.
-func (u *upstreams) transport(protocol, backendURL string) http.RoundTripper {
+// their own TLS trust (the handle's TLS) get their own, since trust lives
+// in the transport.
+func (u *upstreams) transport(protocol, backendURL string, own *tls.Config) http.RoundTripper {
 	key := protocol
-	tlsOpts, ownTLS := u.opts.TLS[backendURL]
-	if ownTLS {
+	if own != nil {
 		key = protocol + " " + backendURL
 	}
 	u.mu.Lock()
@@ -105,12 +94,12 @@ func (u *upstreams) transport(protocol, backendURL string) http.RoundTripper {
 	if rt, ok := u.byProto[key]; ok {
 		return rt
 	}
-	h1 := u.newTransport(ownTLS, tlsOpts)
+	h1 := u.newTransport(own)
 	h1.Protocols = new(http.Protocols)
 	h1.Protocols.SetHTTP1(true)
 	var rt http.RoundTripper = h1
 	if protocol == "h2c" || protocol == "h2" {
-		h2 := u.newTransport(ownTLS, tlsOpts)
+		h2 := u.newTransport(own)
 		h2.Protocols = new(http.Protocols)
 		if protocol == "h2c" {
 			h2.Protocols.SetUnencryptedHTTP2(true) // prior knowledge: no Upgrade round trip
@@ -128,7 +117,7 @@ func (u *upstreams) transport(protocol, backendURL string) http.RoundTripper {
 	return rt
 }
 
-func (u *upstreams) newTransport(ownTLS bool, o UpstreamTLS) *http.Transport {
+func (u *upstreams) newTransport(own *tls.Config) *http.Transport {
 	t := &http.Transport{
 		Proxy:                 nil, // never route backend traffic through an environment proxy
 		DialContext:           (&net.Dialer{Timeout: u.opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
@@ -140,8 +129,8 @@ func (u *upstreams) newTransport(ownTLS bool, o UpstreamTLS) *http.Transport {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // pass bodies through as the backend encoded them
 	}
-	if ownTLS {
-		t.TLSClientConfig = &tls.Config{ServerName: o.ServerName, RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}
+	if own != nil {
+		t.TLSClientConfig = own.Clone()
 	}
 	return t
 }

@@ -20,6 +20,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lbd/lbd/backendactor"
@@ -37,7 +38,7 @@ type UpgradeOptions struct {
 // Its lock is taken once when a connection starts and once when it ends,
 // never per byte or per request.
 type upgrades struct {
-	limit, poll time.Duration
+	times atomic.Pointer[upgradeTimes] // a reload may change them; a connection reads them when it needs them
 
 	mu       sync.Mutex
 	n        int
@@ -49,17 +50,26 @@ type upgrades struct {
 	forceFn  func()
 }
 
+// upgradeTimes are the drain timeout and the drain poll it implies.
+type upgradeTimes struct{ limit, poll time.Duration }
+
 func newUpgrades(o UpgradeOptions) *upgrades {
-	u := &upgrades{
-		limit: max(o.DrainTimeout, 0),
-		idle:  make(chan struct{}), shutdown: make(chan struct{}), force: make(chan struct{}),
-	}
-	// A drained backend is noticed by polling its snapshot (an atomic load):
-	// often enough to honour short limits, at most once a second per connection.
-	u.poll = min(max(u.limit/4, 100*time.Millisecond), time.Second)
+	u := &upgrades{idle: make(chan struct{}), shutdown: make(chan struct{}), force: make(chan struct{})}
+	u.setDrainTimeout(o.DrainTimeout)
 	u.forceFn = sync.OnceFunc(func() { close(u.force) })
 	return u
 }
+
+func (u *upgrades) setDrainTimeout(d time.Duration) {
+	limit := max(d, 0)
+	// A drained backend is noticed by polling its snapshot (an atomic load):
+	// often enough to honour short limits, at most once a second per connection.
+	u.times.Store(&upgradeTimes{limit: limit, poll: min(max(limit/4, 100*time.Millisecond), time.Second)})
+}
+
+// SetUpgradeDrainTimeout changes websocket.drain_timeout: connections whose
+// drain has not started yet take the new one.
+func (h *Handler) SetUpgradeDrainTimeout(d time.Duration) { h.ups.setDrainTimeout(d) }
 
 // upgradeConn is one upgraded request, from its arrival to its end.
 type upgradeConn struct {
@@ -163,7 +173,7 @@ func (c *upgradeConn) watch() {
 	)
 	arm := func() {
 		if expire == nil {
-			timer = time.NewTimer(u.limit)
+			timer = time.NewTimer(u.times.Load().limit)
 			expire = timer.C
 		}
 	}
@@ -189,7 +199,7 @@ func (c *upgradeConn) watch() {
 			shutdown, shuttingDown = nil, true
 			arm()
 		case backend = <-c.backend:
-			ticker = time.NewTicker(u.poll)
+			ticker = time.NewTicker(u.times.Load().poll)
 			poll = ticker.C
 		case <-poll:
 			drained := backend.Snapshot().State == backendactor.StateDraining

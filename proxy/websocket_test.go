@@ -102,7 +102,7 @@ func TestUpgradeWatcher(t *testing.T) {
 			<-c.ctx.Done()
 			waited := time.Since(start)
 			require.GreaterOrEqual(t, waited, limit)
-			require.LessOrEqual(t, waited, limit+u.poll+100*time.Millisecond, "noticed within a poll (and the actor's tick)")
+			require.LessOrEqual(t, waited, limit+u.times.Load().poll+100*time.Millisecond, "noticed within a poll (and the actor's tick)")
 		})
 	})
 

@@ -70,6 +70,8 @@ type Change struct {
 	StickyKey     string `json:"sticky_key,omitempty"`
 	// Canary sets the canary (OpCanary); Backend "" clears it.
 	Canary config.Canary `json:"canary,omitzero"`
+	// By says who asked (the admin caller's address), for the log line.
+	By string `json:"-"`
 }
 
 // PoolName is the change's pool, "default" when none is given.
@@ -88,12 +90,11 @@ func (c Change) PoolName() string {
 // state file or a later start fail.
 func Apply(t *Table, ov Overlay, c Change) (Overlay, error) {
 	name := c.PoolName()
-	pool, ok := t.Pool(name)
-	if !ok {
-		return ov, fmt.Errorf("%w %q; pools are %s", ErrUnknownPool, name, strings.Join(poolNames(t), ", "))
+	pool, err := t.Lookup(name)
+	if err != nil {
+		return ov, err
 	}
 	po := ov.pool(name)
-	var err error
 	switch c.Op {
 	case OpAdd:
 		err = add(pool, po, c.Backend)
@@ -112,6 +113,14 @@ func Apply(t *Table, ov Overlay, c Change) (Overlay, error) {
 		return ov, err
 	}
 	return ov.with(name, po), nil
+}
+
+// Lookup returns the named pool, or an ErrUnknownPool that lists the pools.
+func (t *Table) Lookup(name string) (*Pool, error) {
+	if p, ok := t.Pool(name); ok {
+		return p, nil
+	}
+	return nil, fmt.Errorf("%w %q; pools are %s", ErrUnknownPool, name, strings.Join(poolNames(t), ", "))
 }
 
 func poolNames(t *Table) []string {

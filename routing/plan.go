@@ -42,9 +42,11 @@ type BackendStep struct {
 
 // PoolStep is what changed in a pool that both tables have, apart from its backends.
 type PoolStep struct {
-	Pool   string         `json:"pool"`
-	Policy *Policy        `json:"policy,omitempty"` // the new policy and sticky, when changed
-	Canary *config.Canary `json:"canary,omitempty"` // the new canary, when changed
+	Pool      string         `json:"pool"`
+	Policy    *Policy        `json:"policy,omitempty"` // the new policy and sticky, when changed
+	OldPolicy *Policy        `json:"policy_was,omitempty"`
+	Canary    *config.Canary `json:"canary,omitempty"` // the new canary, when changed
+	OldCanary *config.Canary `json:"canary_was,omitempty"`
 	// Settings names the sections of the pool's own settings that changed:
 	// health, breaker, outlier, warmup, retries, max_inflight.
 	Settings []string `json:"settings,omitempty"`
@@ -128,10 +130,11 @@ func poolStep(op, np *Pool) *PoolStep {
 	s := PoolStep{Pool: np.Name}
 	if op.Policy != np.Policy || op.Sticky != np.Sticky {
 		s.Policy = &Policy{Policy: np.Policy, Sticky: np.Sticky}
+		s.OldPolicy = &Policy{Policy: op.Policy, Sticky: op.Sticky}
 	}
 	if op.Canary != np.Canary {
-		c := np.Canary
-		s.Canary = &c
+		c, oc := np.Canary, op.Canary
+		s.Canary, s.OldCanary = &c, &oc
 	}
 	o, n := op.Settings, np.Settings
 	for _, f := range []struct {

@@ -12,6 +12,7 @@ package scheduler
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,7 +36,8 @@ type Spec struct {
 	URL         string
 	Weight      int
 	MaxInflight int
-	Protocol    string // http1 (default), h2c or h2
+	Protocol    string      // http1 (default), h2c or h2
+	TLS         *tls.Config // an https backend's own trust settings; nil for the defaults
 	// Initial marks backends of the starting configuration: they skip
 	// warm-up, and they start healthy even when the template says
 	// StartUnhealthy (lbd would otherwise refuse all traffic at start until
@@ -187,6 +189,7 @@ func (s *Scheduler) SetCanary(ctx context.Context, url string, percent float64) 
 
 // Status is the scheduler's settings.
 type Status struct {
+	Pool          string   `json:"pool"`
 	Policy        string   `json:"policy"`
 	StickyEnabled bool     `json:"sticky_enabled"`
 	StickyKey     string   `json:"sticky_key,omitempty"`
@@ -322,7 +325,7 @@ func (s *state) add(spec Spec) result {
 	c := s.cfg.Backend
 	c.URL, c.Weight, c.MaxInflight, c.SkipWarmup = spec.URL, max(spec.Weight, 1), spec.MaxInflight, spec.Initial
 	c.Name = s.backendName(spec.URL)
-	c.Protocol = spec.Protocol
+	c.Protocol, c.TLS = spec.Protocol, spec.TLS
 	c.StartUnhealthy = c.StartUnhealthy && !spec.Initial
 	c.Logger = s.cfg.Logger
 	ref := s.pub.ref
@@ -366,7 +369,7 @@ func (s *state) setCanary(url string, pct float64) error {
 }
 
 func (s *state) status() Status {
-	st := Status{Policy: s.policy, StickyEnabled: s.sticky.kind != stickyOff, StickyKey: s.sticky.String(),
+	st := Status{Pool: s.pub.name, Policy: s.policy, StickyEnabled: s.sticky.kind != stickyOff, StickyKey: s.sticky.String(),
 		CanaryURL: s.canaryURL, CanaryPercent: s.canaryPct, Rules: s.cfg.Backend.Rules()}
 	for _, h := range s.backends {
 		st.Backends = append(st.Backends, h.URL())

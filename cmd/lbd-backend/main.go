@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lbd/lbd/cmd/internal/synth"
+	"github.com/lbd/lbd/internal/synth"
 )
 
 func main() {

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lbd/lbd/cmd/internal/loadgen"
-	"github.com/lbd/lbd/cmd/internal/synth"
+	"github.com/lbd/lbd/internal/loadgen"
+	"github.com/lbd/lbd/internal/synth"
 	"github.com/lbd/lbd/config"
 )
 

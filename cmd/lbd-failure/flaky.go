@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/lbd/lbd/cmd/internal/lbdproc"
-	"github.com/lbd/lbd/cmd/internal/loadgen"
-	"github.com/lbd/lbd/cmd/internal/synth"
+	"github.com/lbd/lbd/internal/loadgen"
+	"github.com/lbd/lbd/internal/synth"
 	"github.com/lbd/lbd/config"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lbd/lbd/cmd/internal/loadgen"
+	"github.com/lbd/lbd/internal/loadgen"
 	"github.com/lbd/lbd/config"
 )
 

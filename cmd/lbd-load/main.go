@@ -24,7 +24,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/lbd/lbd/cmd/internal/loadgen"
+	"github.com/lbd/lbd/internal/loadgen"
 )
 
 func main() {

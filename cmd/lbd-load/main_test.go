@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lbd/lbd/cmd/internal/synth"
+	"github.com/lbd/lbd/internal/synth"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )

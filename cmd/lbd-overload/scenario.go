@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/lbd/lbd/cmd/internal/lbdproc"
-	"github.com/lbd/lbd/cmd/internal/loadgen"
+	"github.com/lbd/lbd/internal/loadgen"
 )
 
 // row is one measured run of one mode.

@@ -1,9 +1,12 @@
 // Command lbd is the lbd load balancer daemon.
 //
 //	lbd [-config FILE] [-listen ADDR] [-admin ADDR]   run
-//	lbd -demo                                         run with three embedded demo backends
+//	lbd -demo                                         run with embedded demo backends in two pools
 //	lbd -check -config FILE                           validate a config file
 //	lbd -version                                      print version information
+//
+// This is the entry point only: flags, environment, signals and the
+// -check and -demo modes. The daemon itself is package daemon.
 package main
 
 import (
@@ -18,11 +21,11 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"slices"
 	"syscall"
 	"time"
 
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/daemon"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -44,10 +47,18 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.config, "config", "", "config file (default: ./config.json if present, else built-in defaults)")
 	fs.StringVar(&f.listen, "listen", "", "data-plane listen address (default :3030; env LB_PORT sets the port)")
 	fs.StringVar(&f.admin, "admin", "", "admin listen address (default 127.0.0.1:3031; env LB_ADMIN_ADDR)")
-	fs.BoolVar(&f.demo, "demo", false, "start three embedded demo backends on loopback and balance over them")
+	fs.BoolVar(&f.demo, "demo", false, "start embedded demo backends on loopback, in two pools, and balance over them")
 	fs.BoolVar(&f.check, "check", false, "validate the config file and exit (1 on problems)")
 	fs.BoolVar(&f.version, "version", false, "print version and exit")
-	return f, fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "lbd: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return f, errors.New("stray arguments")
+	}
+	return f, nil
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -68,43 +79,54 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
+	var demo *demoBackends
+	load := func() (*config.Config, error) {
+		cfg, err := loadConfig(f)
+		if err == nil && demo != nil {
+			demo.apply(cfg)
+		}
+		return cfg, err
+	}
 	cfg, err := loadConfig(f)
 	if err != nil {
 		fmt.Fprintf(stderr, "lbd: %v\n", err)
 		return 1
 	}
 	if f.demo {
-		stop, err := startDemo(cfg, log)
-		if err != nil {
+		if demo, err = startDemo(log); err != nil {
 			fmt.Fprintf(stderr, "lbd: demo backends: %v\n", err)
 			return 1
 		}
-		defer stop()
+		defer demo.stop()
+		demo.apply(cfg)
 	}
-	if err := checkAdminExposure(cfg); err != nil {
-		fmt.Fprintf(stderr, "lbd: %v\n", err)
-		return 1
-	}
-	app, err := NewApp(cfg, log)
+	d, err := daemon.New(daemon.Options{Config: cfg, Load: load, Logger: log, Version: version})
 	if err != nil {
 		fmt.Fprintf(stderr, "lbd: %v\n", err)
 		return 1
 	}
-	if err := app.Start(); err != nil {
+	if err := d.Start(); err != nil {
 		fmt.Fprintf(stderr, "lbd: %v\n", err)
-		_ = app.Shutdown(context.Background())
+		_ = d.Shutdown(context.Background())
 		return 1
 	}
 	if f.demo {
-		fmt.Fprintf(stderr, "\nlbd demo: try  curl -si http://%s/   and  curl -s http://%s/admin/backends\n\n",
-			hostPort(app.DataAddr()), app.AdminAddr())
+		fmt.Fprintf(stderr, "\nlbd demo: try  curl -si http://%s/api/   curl -si http://%s/   and  curl -s http://%s/admin/pools\n\n",
+			hostPort(d.DataAddr()), hostPort(d.DataAddr()), d.AdminAddr())
 	}
-	s := untilStop(sig, func() { reloadFile(app, f, cfg, log) })
-	log.Info("shutting down", "signal", s.String(), "grace", cfg.ShutdownGrace.D().String())
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace.D())
+	s := untilStop(sig, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := d.Reload(ctx, false); err != nil {
+			log.Error("config reload refused; keeping the running configuration", "err", err)
+		}
+	})
+	grace := d.Config().ShutdownGrace.D()
+	log.Info("shutting down", "signal", s.String(), "grace", grace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := app.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		log.Error("shutdown", "err", err)
+	if err := d.Shutdown(ctx); err != nil {
+		return 1
 	}
 	return 0
 }
@@ -120,26 +142,6 @@ func untilStop(sig <-chan os.Signal, reload func()) os.Signal {
 		reload()
 	}
 	return nil
-}
-
-// reloadFile handles one SIGHUP: load the file used at start, apply flags
-// and environment, validate, then apply. On any error lbd keeps running the
-// configuration it has and logs why.
-func reloadFile(app *App, f flags, started *config.Config, log *slog.Logger) {
-	next, err := loadConfig(f)
-	if err != nil {
-		app.countReload(err)
-		log.Error("config reload refused; keeping the running configuration", "err", err)
-		return
-	}
-	if f.demo { // the demo backends are not in any file
-		next.Backends = slices.Clone(started.Backends)
-	}
-	if err := app.Reload(next); err != nil {
-		log.Error("config reload failed", "err", err)
-		return
-	}
-	log.Info("config reloaded", "backends", len(next.Backends), "policy", next.Policy)
 }
 
 // loadConfig applies API.md's precedence: flags, then environment, then
@@ -178,19 +180,8 @@ func loadConfig(f flags) (*config.Config, error) {
 	return cfg, nil
 }
 
-// checkAdminExposure refuses an admin listener reachable from other hosts
-// unless a bearer token protects it.
-func checkAdminExposure(cfg *config.Config) error {
-	host, _, _ := net.SplitHostPort(cfg.Admin.Listen)
-	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
-		return nil
-	}
-	if os.Getenv("LB_ADMIN_TOKEN") != "" || cfg.Admin.TokenFile != "" {
-		return nil
-	}
-	return fmt.Errorf("admin listener %s is not loopback-only: set LB_ADMIN_TOKEN or admin.token_file, or listen on 127.0.0.1", cfg.Admin.Listen)
-}
-
+// check is `lbd -check`: every problem of the file in one run (decoding
+// and validation together), then, for a valid file, the files it names.
 func check(path string, stdout, stderr io.Writer) int {
 	if path == "" {
 		fmt.Fprintln(stderr, "lbd -check: -config FILE is required")
@@ -199,7 +190,7 @@ func check(path string, stdout, stderr io.Writer) int {
 	problems := config.Check(path)
 	if len(problems) == 0 {
 		if cfg, err := config.Load(path); err == nil {
-			problems = checkFiles(cfg, time.Now()) // what the config names must exist and be usable
+			problems = daemon.CheckFiles(cfg, time.Now())
 		}
 	}
 	for _, p := range problems {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lbd/lbd/cmd/internal/synth"
+	"github.com/lbd/lbd/internal/synth"
 )
 
 func TestUntilStop(t *testing.T) {
@@ -85,18 +85,18 @@ func TestSignalsReloadAndStop(t *testing.T) {
 	}
 	bs := startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b"})
 	path := filepath.Join(t.TempDir(), "config.json")
-	writeConfig(t, path, testConfig(bs[:1], nil))
+	writeConfig(t, path, bs[:1])
 	logs := newLogLines()
 	exit := make(chan int, 1)
 	go func() { exit <- run([]string{"-config", path}, io.Discard, logs) }()
 	from := 0
 	adminURL := "http://" + logs.wait(t, &from, "lbd started")["admin"].(string)
 	backends := func() int {
-		return len(mustAdmin(t, adminURL, "GET", "/admin/backends", "")["backends"].([]any))
+		return len(getJSON(t, adminURL+"/admin/backends")["backends"].([]any))
 	}
 	require.Equal(t, 1, backends())
 
-	writeConfig(t, path, testConfig(bs, nil))
+	writeConfig(t, path, bs)
 	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
 	logs.wait(t, &from, "config reloaded")
 	require.Equal(t, 2, backends())

@@ -1,0 +1,238 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/lbd/lbd/actor"
+	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/routing"
+)
+
+// owner is the routing-config owner: the one actor that owns the config
+// file as applied, the admin changes (the overlay), what discovery found,
+// the effective routing table, the pools' runtimes and the state file.
+// Every change to any of them is a message in its mailbox:
+//
+//	applyMsg      an admin change: check it (routing.Apply), carry out what
+//	              it changes, write the state, answer
+//	reloadMsg     a new config file: rebase the admin changes on it, plan,
+//	              apply every setting, carry out the routing plan, answer
+//	discoveredMsg a discovery source's members changed
+//	flushMsg      write the state once for every change queued before it
+//
+// so a reload and an admin change can never interleave and undo each
+// other. Readers (the admin API, /debug/config, the metrics collector) read
+// what it publishes: an immutable view, swapped after each change.
+type owner struct {
+	d   *Daemon
+	ref *actor.Ref
+
+	// The actor's state; only its goroutine touches it.
+	file    *config.Config
+	ov      routing.Overlay
+	disc    routing.Discovered
+	cur     *routing.Table
+	pools   map[string]*poolRuntime
+	pending []chan<- error // answers waiting for the next state write
+	dirty   bool           // the state changed since the last write
+
+	view atomic.Pointer[view]
+}
+
+// view is what the owner publishes after every change; never modified.
+type view struct {
+	file  *config.Config
+	table *routing.Table
+	eff   *config.Config
+	pools map[string]*poolRuntime
+}
+
+// The owner's messages.
+type (
+	applyMsg struct {
+		c     routing.Change
+		reply chan<- error
+	}
+	reloadMsg struct {
+		next   *config.Config
+		dryRun bool
+		reply  chan<- reloadResult
+	}
+	reloadResult struct {
+		plan *ReloadPlan
+		err  error
+	}
+	flushMsg struct{}
+)
+
+// askTimeout bounds one round of commands to the actors.
+const askTimeout = 10 * time.Second
+
+// startOwner builds the routing state from cfg and the state file, starts
+// every pool, publishes, and spawns the owner.
+func startOwner(d *Daemon, cfg *config.Config) (*owner, error) {
+	o := &owner{d: d, file: cfg, pools: map[string]*poolRuntime{}}
+	o.ov = o.restoreState(cfg)
+	o.cur = routing.Effective(cfg, o.ov, o.disc)
+	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
+	defer cancel()
+	if err := o.carryOut(ctx, routing.Diff(&routing.Table{}, o.cur), o.cur, true); err != nil {
+		return nil, err
+	}
+	o.publish()
+	if cfg.StateFile != "" {
+		// Written at once: the file records what runs (a corrupt one set
+		// aside is replaced) and the config file this start applied.
+		o.dirty = true
+		if err := o.writeState(); err != nil {
+			d.log.Error("state file not written at start", "err", err)
+		}
+	}
+	o.ref = actor.Spawn(d.registry, o, actor.Options{Name: "routing-owner", Kind: "owner", Mailbox: 256, Logger: d.log})
+	return o, nil
+}
+
+// Receive is the owner's table of contents.
+func (o *owner) Receive(msg any) {
+	switch m := msg.(type) {
+	case applyMsg:
+		o.apply(m)
+	case reloadMsg:
+		plan, err := o.doReload(m.next, m.dryRun)
+		m.reply <- reloadResult{plan, err}
+	case flushMsg:
+		o.flush()
+	default:
+		o.d.log.Warn("routing owner: unknown message", "type", fmt.Sprintf("%T", msg))
+	}
+}
+
+// Apply makes an admin change and returns once it is carried out and
+// written to the state file.
+func (o *owner) Apply(ctx context.Context, c routing.Change) error {
+	err, askErr := actor.Ask(ctx, o.ref, func(r chan<- error) any { return applyMsg{c, r} })
+	if askErr != nil {
+		return askErr
+	}
+	return err
+}
+
+func (o *owner) apply(m applyMsg) {
+	ov, err := routing.Apply(o.cur, o.ov, m.c)
+	if err != nil {
+		m.reply <- err
+		return
+	}
+	next := routing.Effective(o.file, ov, o.disc)
+	plan := routing.Diff(o.cur, next)
+	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
+	defer cancel()
+	err = o.carryOut(ctx, plan, next, false)
+	o.ov, o.cur = ov, next // what was asked for stays asked for, even if an actor failed to take it
+	o.publish()
+	o.logChange(m.c, plan, err)
+	if err != nil {
+		m.reply <- err
+		return
+	}
+	o.persistThen(m.reply)
+}
+
+// persistThen answers reply after the state is written; changes queued
+// behind this one share the write (flushMsg comes after them).
+func (o *owner) persistThen(reply chan<- error) {
+	if o.file.StateFile == "" {
+		reply <- nil
+		return
+	}
+	o.dirty = true
+	o.pending = append(o.pending, reply)
+	if o.ref.Tell(flushMsg{}) != nil { // the mailbox is full: write now
+		o.flush()
+	}
+}
+
+// flush writes the state if anything changed and answers every change
+// waiting for it. A failed write is logged and counted; the changes are
+// made, and the next write records them.
+func (o *owner) flush() {
+	if err := o.writeState(); err != nil {
+		o.d.log.Error("admin change applied but the state file was not written", "err", err)
+	}
+	for _, r := range o.pending {
+		r <- nil
+	}
+	o.pending = nil
+}
+
+// publish swaps in a new view of the owner's state.
+func (o *owner) publish() {
+	pools := make(map[string]*poolRuntime, len(o.pools))
+	for k, v := range o.pools {
+		pools[k] = v
+	}
+	o.view.Store(&view{file: o.file, table: o.cur, eff: o.cur.Apply(o.file), pools: pools})
+	if o.ref != nil {
+		n := 0
+		for _, p := range o.cur.Pools {
+			n += len(p.Backends)
+		}
+		o.ref.SetState(fmt.Sprintf("pools=%d backends=%d routes=%d", len(o.cur.Pools), n, len(o.cur.Routes)))
+	}
+}
+
+func (o *owner) table() *routing.Table           { return o.view.Load().table }
+func (o *owner) fileConfig() *config.Config      { return o.view.Load().file }
+func (o *owner) effectiveConfig() *config.Config { return o.view.Load().eff }
+
+// pool returns the runtime of the named pool.
+func (o *owner) pool(name string) (*poolRuntime, bool) {
+	p, ok := o.view.Load().pools[name]
+	return p, ok
+}
+
+// stop stops the owner and then every pool.
+func (o *owner) stop(ctx context.Context) error {
+	if err := o.ref.StopWait(ctx); err != nil {
+		return err
+	}
+	var errs []error
+	for _, name := range o.view.Load().file.PoolNames() {
+		if p, ok := o.pools[name]; ok {
+			if err := p.stopNow(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (o *owner) logChange(c routing.Change, plan routing.Plan, err error) {
+	args := []any{"op", string(c.Op), "pool", c.PoolName(), "by", c.By}
+	if c.URL != "" {
+		args = append(args, "url", c.URL)
+	}
+	for _, s := range plan.Backends {
+		args = append(args, s.Action, s.URL)
+		for field, v := range s.Changes {
+			args = append(args, field, fmt.Sprintf("%v -> %v", v[0], v[1]))
+		}
+	}
+	for _, s := range plan.Pools {
+		if s.Policy != nil {
+			args = append(args, "policy", fmt.Sprintf("%s sticky=%v/%s", s.Policy.Policy, s.Policy.Sticky.Enabled, s.Policy.Sticky.Key))
+		}
+		if s.Canary != nil {
+			args = append(args, "canary", fmt.Sprintf("%s %g%%", s.Canary.Backend, s.Canary.Percent))
+		}
+	}
+	if err != nil {
+		o.d.log.Error("admin change not fully carried out", append(args, "err", err)...)
+		return
+	}
+	o.d.log.Info("admin change", args...)
+}
