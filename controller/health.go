@@ -106,9 +106,15 @@ type HealthStatus struct {
 // traffic (backendactor.Health). After that each backend is probed every
 // Interval x (1 ± Jitter), measured from when its last probe was due, and
 // never twice at once.
+//
+// The first round is the first probe of every backend of the initial set,
+// its result handed to the backend's actor (whatever it was), or the
+// backend's removal; FirstRound is closed when it is over, so a daemon can
+// say it is ready once its backends' health reflects a probe (sd_notify).
 type HealthChecker struct {
-	ref    *actor.Ref
-	status atomic.Pointer[HealthStatus]
+	ref        *actor.Ref
+	status     atomic.Pointer[HealthStatus]
+	firstRound chan struct{}
 }
 
 // NewHealthChecker starts the checker actor.
@@ -128,8 +134,9 @@ func NewHealthChecker(c HealthConfig) (*HealthChecker, error) {
 	if c.Pool == "" {
 		c.Pool = defaultPool
 	}
-	hc := &HealthChecker{}
-	s := &healthState{cfg: c, hc: hc, targets: map[*backendactor.Handle]*probeTarget{}}
+	hc := &HealthChecker{firstRound: make(chan struct{})}
+	s := &healthState{cfg: c, hc: hc, targets: map[*backendactor.Handle]*probeTarget{},
+		firstPending: map[*backendactor.Handle]bool{}}
 	if c.Registerer != nil {
 		checks, err := sharedCounterVec(c.Registerer, prometheus.CounterOpts{
 			Name: "lbd_health_checks_total",
@@ -144,6 +151,7 @@ func NewHealthChecker(c HealthConfig) (*HealthChecker, error) {
 	now := time.Now()
 	s.started = now
 	s.sync(now, true)
+	s.firstRoundProgress()
 	s.publish(now)
 	hc.ref = actor.Spawn(c.Registry, s, actor.Options{
 		Name: c.Name, Kind: "health", Mailbox: 256, TickEvery: healthTick(c.Interval), Logger: c.Logger,
@@ -156,6 +164,11 @@ func NewHealthChecker(c HealthConfig) (*HealthChecker, error) {
 func healthTick(interval time.Duration) time.Duration {
 	return max(min(interval/10, 100*time.Millisecond), 10*time.Millisecond)
 }
+
+// FirstRound is closed once every backend of the initial set has been
+// probed once and its actor told the result, pass or fail (a backend
+// removed before its probe counts as done), or when the checker stops.
+func (hc *HealthChecker) FirstRound() <-chan struct{} { return hc.firstRound }
 
 // Status returns what the checker last published. Never nil.
 func (hc *HealthChecker) Status() *HealthStatus { return hc.status.Load() }
@@ -188,6 +201,9 @@ type healthState struct {
 	checks  *prometheus.CounterVec
 	probes  uint64
 	started time.Time
+	// firstPending holds the initial backends whose first result has not
+	// reached their actor yet; nil once the first round is over.
+	firstPending map[*backendactor.Handle]bool
 
 	ctx    context.Context // ends when the actor stops: cancels probes in flight
 	cancel context.CancelFunc
@@ -212,6 +228,7 @@ func (s *healthState) Receive(msg any) {
 // Tick follows the backend set and starts the probes that are due.
 func (s *healthState) Tick(now time.Time) {
 	s.sync(now, false)
+	s.firstRoundProgress()
 	for h, t := range s.targets {
 		if t.probing || now.Before(t.next) {
 			continue
@@ -241,6 +258,9 @@ func (s *healthState) sync(now time.Time, initial bool) {
 			due = now.Add(time.Duration(s.cfg.Rand.Float64() * float64(s.cfg.Interval)))
 		}
 		s.targets[h] = &probeTarget{next: due}
+		if initial {
+			s.firstPending[h] = true
+		}
 		if s.checks != nil {
 			for _, r := range probeResults {
 				s.checks.WithLabelValues(s.cfg.Pool, h.URL(), r)
@@ -250,6 +270,7 @@ func (s *healthState) sync(now time.Time, initial bool) {
 	for h := range s.targets {
 		if !seen[h] {
 			delete(s.targets, h)
+			delete(s.firstPending, h)
 			if s.checks != nil {
 				s.checks.DeletePartialMatch(prometheus.Labels{"pool": s.cfg.Pool, "backend": h.URL()})
 			}
@@ -306,6 +327,17 @@ func (s *healthState) done(m probeDone) {
 	if err := m.h.HealthResult(ctx, pass, m.at, m.res.Detail); err != nil && !errors.Is(err, actor.ErrStopped) {
 		s.cfg.Logger.Warn("health checker: backend did not take the probe result", "backend", m.h.URL(), "err", err)
 	}
+	delete(s.firstPending, m.h)
+	s.firstRoundProgress()
+}
+
+// firstRoundProgress closes FirstRound when no initial backend waits for
+// its first result any more.
+func (s *healthState) firstRoundProgress() {
+	if s.firstPending != nil && len(s.firstPending) == 0 {
+		s.firstPending = nil
+		close(s.hc.firstRound)
+	}
 }
 
 func (s *healthState) publish(now time.Time) {
@@ -329,6 +361,10 @@ func (s *healthState) publish(now time.Time) {
 func (s *healthState) Stopped() {
 	s.cancel()
 	s.wg.Wait()
+	if s.firstPending != nil { // nobody waits for a round that will never end
+		s.firstPending = nil
+		close(s.hc.firstRound)
+	}
 	if s.checks != nil {
 		s.checks.DeletePartialMatch(prometheus.Labels{"pool": s.cfg.Pool})
 	}
