@@ -76,7 +76,8 @@ type Daemon struct {
 	owner   *owner
 	servers *servers
 	closers closers
-	wg      sync.WaitGroup // background work the daemon owns (pools stopping)
+	wg      sync.WaitGroup // background work the daemon owns (pools stopping, the readiness watch)
+	ready   chan struct{}  // closed once Start is done and the first health round is over
 }
 
 // New builds every actor and handler from o.Config; Start opens the
@@ -92,7 +93,8 @@ func New(o Options) (_ *Daemon, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: o, log: o.Logger, registry: actor.NewRegistry(), prom: prometheus.NewRegistry()}
+	d := &Daemon{opts: o, log: o.Logger, registry: actor.NewRegistry(), prom: prometheus.NewRegistry(),
+		ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
@@ -160,18 +162,8 @@ func (d *Daemon) Start() error {
 		return err
 	}
 	d.servers = s
-	t := d.owner.table()
-	backends := 0
-	for _, p := range t.Pools {
-		backends += len(p.Backends)
-	}
-	d.log.Info("lbd started", "version", d.opts.Version, "listen", s.dataAddr(), "admin", s.adminAddr(),
-		"pools", len(t.Pools), "routes", len(t.Routes), "backends", backends,
-		"policy", t.Pools[0].Policy, "max_inflight", cfg.Admission.MaxInflight, "aimd", cfg.AIMD.Enabled,
-		"health", !cfg.Health.Disabled, "state_file", cfg.StateFile)
-	if backends == 0 {
-		d.log.Warn("no backends: every request will be answered 503 no-backend until one is added (POST /admin/backends, or backends in the config file)")
-	}
+	d.logStart(cfg, s)
+	d.watchReady()
 	return nil
 }
 
@@ -180,7 +172,8 @@ func (d *Daemon) DataAddr() string  { return d.servers.dataAddr() }
 func (d *Daemon) AdminAddr() string { return d.servers.adminAddr() }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
-// then stops every actor, flushes the access log and says so.
+// then stops every actor, flushes the access log and says so: "stopped"
+// is the last line, written after the access log's last one.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var errs []error
 	if d.servers != nil {
@@ -192,7 +185,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	errs = append(errs, d.closers.close(stopCtx))
 	d.wg.Wait()
 	if err := errors.Join(errs...); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		d.log.Error("stopped with errors", "err", err)
+		d.log.Error("stopped with errors", ErrAttr(err))
 		return err
 	}
 	d.log.Info("stopped")

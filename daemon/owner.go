@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 //	              apply every setting, carry out the routing plan, answer
 //	discoveredMsg a discovery source's members changed
 //	flushMsg      write the state once for every change queued before it
+//	reopenLogMsg  open the access log's file again (SIGUSR1, logrotate)
 //
 // so a reload and an admin change can never interleave and undo each
 // other. Readers (the admin API, /debug/config, the metrics collector) read
@@ -106,6 +109,8 @@ func (o *owner) Receive(msg any) {
 		m.reply <- reloadResult{plan, err}
 	case flushMsg:
 		o.flush()
+	case reopenLogMsg:
+		o.reopenLog(m)
 	default:
 		o.d.log.Warn("routing owner: unknown message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -211,28 +216,61 @@ func (o *owner) stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// fieldChange is one changed value in an admin change's log line.
+type fieldChange struct {
+	URL   string `json:"url,omitempty"` // the backend's, for a backend's field
+	Field string `json:"field"`
+	Old   any    `json:"old"`
+	New   any    `json:"new"`
+}
+
+// logChange logs an admin change: who asked (the caller's address), what
+// for, and every value it changed with its old and new value. A change
+// that changed nothing (draining a drained backend) says so.
 func (o *owner) logChange(c routing.Change, plan routing.Plan, err error) {
 	args := []any{"op", string(c.Op), "pool", c.PoolName(), "by", c.By}
 	if c.URL != "" {
 		args = append(args, "url", c.URL)
 	}
+	changes := changesOf(plan)
+	args = append(args, "changes", changes)
+	if len(changes) == 0 {
+		args = append(args, "unchanged", true)
+	}
+	if err != nil {
+		o.d.log.Error("admin change not fully carried out", append(args, ErrAttr(err))...)
+		return
+	}
+	o.d.log.Info("admin change", args...)
+}
+
+// changesOf lists a plan's changed values: a backend added or removed as
+// a whole (old or new null), a backend's fields, a pool's policy and canary.
+func changesOf(plan routing.Plan) []fieldChange {
+	out := []fieldChange{}
+	entry := func(b routing.Backend) map[string]any {
+		return map[string]any{"weight": b.Weight, "max_inflight": b.MaxInflight, "protocol": b.Protocol, "draining": b.Draining}
+	}
 	for _, s := range plan.Backends {
-		args = append(args, s.Action, s.URL)
-		for field, v := range s.Changes {
-			args = append(args, field, fmt.Sprintf("%v -> %v", v[0], v[1]))
+		switch s.Action {
+		case routing.Added:
+			out = append(out, fieldChange{URL: s.URL, Field: "backend", New: entry(s.New)})
+		case routing.Removed:
+			out = append(out, fieldChange{URL: s.URL, Field: "backend", Old: entry(s.Old)})
+		default:
+			for _, field := range slices.Sorted(maps.Keys(s.Changes)) {
+				v := s.Changes[field]
+				out = append(out, fieldChange{URL: s.URL, Field: field, Old: v[0], New: v[1]})
+			}
 		}
 	}
 	for _, s := range plan.Pools {
 		if s.Policy != nil {
-			args = append(args, "policy", fmt.Sprintf("%s sticky=%v/%s", s.Policy.Policy, s.Policy.Sticky.Enabled, s.Policy.Sticky.Key))
+			out = append(out, fieldChange{Field: "policy", Old: s.OldPolicy, New: s.Policy})
 		}
 		if s.Canary != nil {
-			args = append(args, "canary", fmt.Sprintf("%s %g%%", s.Canary.Backend, s.Canary.Percent))
+			out = append(out, fieldChange{Field: "canary", Old: s.OldCanary, New: s.Canary})
 		}
 	}
-	if err != nil {
-		o.d.log.Error("admin change not fully carried out", append(args, "err", err)...)
-		return
-	}
-	o.d.log.Info("admin change", args...)
+	return out
 }

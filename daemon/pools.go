@@ -168,7 +168,7 @@ func (o *owner) retire(rt *poolRuntime, grace time.Duration) {
 			}
 		}
 		if err := rt.stopNow(ctx); err != nil {
-			o.d.log.Warn("removed pool did not stop cleanly", "pool", rt.name, "err", err)
+			o.d.log.Warn("removed pool did not stop cleanly", "pool", rt.name, ErrAttr(err))
 		}
 	})
 }

@@ -76,7 +76,7 @@ func (o *owner) logReload(plan *ReloadPlan, err error) {
 	args := []any{"settings", settings, "pools_added", r.PoolsAdded, "pools_removed", r.PoolsRemoved,
 		"backends_changed", len(r.Backends), "backends_kept", r.Kept}
 	if err != nil {
-		o.d.log.Error("config reload applied with errors", append(args, "err", err)...)
+		o.d.log.Error("config reload applied with errors", append(args, ErrAttr(err))...)
 		return
 	}
 	o.d.log.Info("config reloaded", args...)

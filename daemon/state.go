@@ -46,7 +46,7 @@ func (o *owner) restoreState(cfg *config.Config) routing.Overlay {
 			log.Error("state file unusable and not set aside", "state_file", path, "err", err, "rename_err", rerr)
 		} else {
 			log.Error("state file unusable; moved aside, starting from the config file alone",
-				"state_file", path, "moved_to", aside, "err", err)
+				"state_file", path, "moved_to", aside, ErrAttr(err))
 		}
 		return routing.Overlay{}
 	}
