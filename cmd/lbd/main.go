@@ -1,12 +1,14 @@
 // Command lbd is the lbd load balancer daemon.
 //
-//	lbd [-config FILE] [-listen ADDR] [-admin ADDR]   run
+//	lbd [-config FILE] [-listen ADDR] [-admin ADDR] [-pidfile FILE]   run
 //	lbd -demo                                         run with embedded demo backends in two pools
 //	lbd -check -config FILE                           validate a config file
 //	lbd -version                                      print version information
+//	lbd -h                                            the usage, grouped
 //
-// This is the entry point only: flags, environment, signals and the
-// -check and -demo modes. The daemon itself is package daemon.
+// This is the entry point only: flags, environment, signals (lifecycle.go:
+// SIGHUP, SIGUSR1, SIGTERM, and systemd's sd_notify), the pid file, and
+// the -check and -demo modes. The daemon itself is package daemon.
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 
 	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/daemon"
+	"github.com/lbd/lbd/internal/sdnotify"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -36,34 +39,55 @@ func main() {
 }
 
 type flags struct {
-	config, listen, admin string
-	demo, check, version  bool
+	config, listen, admin, pidfile string
+	demo, check, version           bool
 }
 
-func parseFlags(args []string, stderr io.Writer) (flags, error) {
+// errHelp is -h, -help or "lbd help": the usage, and exit 0.
+var errHelp = errors.New("help")
+
+func parseFlags(args []string, stdout, stderr io.Writer) (flags, error) {
 	var f flags
-	fs := flag.NewFlagSet("lbd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.config, "config", "", "config file (default: ./config.json if present, else built-in defaults)")
-	fs.StringVar(&f.listen, "listen", "", "data-plane listen address (default :3030; env LB_PORT sets the port)")
-	fs.StringVar(&f.admin, "admin", "", "admin listen address (default 127.0.0.1:3031; env LB_ADMIN_ADDR)")
-	fs.BoolVar(&f.demo, "demo", false, "start embedded demo backends on loopback, in two pools, and balance over them")
-	fs.BoolVar(&f.check, "check", false, "validate the config file and exit (1 on problems)")
-	fs.BoolVar(&f.version, "version", false, "print version and exit")
-	if err := fs.Parse(args); err != nil {
+	fs := flagSet(&f, stderr)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage(stdout, fs)
+		return f, errHelp
+	case err != nil:
+		fmt.Fprintln(stderr, "run lbd -h for the usage")
 		return f, err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "lbd: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
+	case fs.NArg() == 1 && fs.Arg(0) == "help":
+		usage(stdout, fs)
+		return f, errHelp
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "lbd: unknown command or stray argument %q: lbd takes flags only (lbd -h lists them)\n", fs.Arg(0))
 		return f, errors.New("stray arguments")
 	}
 	return f, nil
 }
 
+// flagSet defines lbd's flags into f.
+func flagSet(f *flags, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("lbd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // parse errors print themselves; -h prints the grouped usage below
+	fs.StringVar(&f.config, "config", "", "config `FILE` (default: ./config.json if present, else built-in defaults)")
+	fs.StringVar(&f.listen, "listen", "", "data-plane listen `ADDR` (default :3030; env LB_PORT sets the port)")
+	fs.StringVar(&f.admin, "admin", "", "admin listen `ADDR` (default 127.0.0.1:3031; env LB_ADMIN_ADDR)")
+	fs.StringVar(&f.pidfile, "pidfile", "", "write the process id to `FILE` once started; removed at exit")
+	fs.BoolVar(&f.demo, "demo", false, "start embedded demo backends on loopback, in two pools, and balance over them")
+	fs.BoolVar(&f.check, "check", false, "validate the -config file and the files it names, and exit: 0 ok, 1 problems")
+	fs.BoolVar(&f.version, "version", false, "print version, Go version and commit, and exit")
+	return fs
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
-	f, err := parseFlags(args, stderr)
-	if err != nil {
+	f, err := parseFlags(args, stdout, stderr)
+	switch {
+	case errors.Is(err, errHelp):
+		return 0
+	case err != nil:
 		return 2
 	}
 	switch {
@@ -74,10 +98,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(f.config, stdout, stderr)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	// Signals are caught from here on: a SIGHUP while lbd starts must not
-	// kill it (the default action); it and a SIGTERM wait until it runs.
+	// Signals are caught from here on: a SIGHUP or SIGUSR1 while lbd
+	// starts must not kill it (their default action); they and a SIGTERM
+	// wait until it runs.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sig)
 	var demo *demoBackends
 	load := func() (*config.Config, error) {
@@ -110,17 +135,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_ = d.Shutdown(context.Background())
 		return 1
 	}
+	if f.pidfile != "" {
+		if err := writePidfile(f.pidfile); err != nil {
+			fmt.Fprintf(stderr, "lbd: -pidfile: %v\n", err)
+			_ = d.Shutdown(context.Background())
+			return 1
+		}
+		defer removePidfile(f.pidfile, log)
+	}
 	if f.demo {
 		fmt.Fprintf(stderr, "\nlbd demo: try  curl -si http://%s/api/   curl -si http://%s/   and  curl -s http://%s/admin/pools\n\n",
 			hostPort(d.DataAddr()), hostPort(d.DataAddr()), d.AdminAddr())
 	}
-	s := untilStop(sig, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := d.Reload(ctx, false); err != nil {
-			log.Error("config reload refused; keeping the running configuration", "err", err)
-		}
-	})
+	s := untilStop(sig, d.Ready(), lifecycle(d, log, sdnotify.New(os.Getenv)))
 	grace := d.Config().ShutdownGrace.D()
 	log.Info("shutting down", "signal", s.String(), "grace", grace.String())
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -129,19 +156,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// untilStop calls reload for each SIGHUP and returns the first other signal.
-// A SIGHUP that arrives during a reload is kept (the channel holds one) and
-// handled after it.
-func untilStop(sig <-chan os.Signal, reload func()) os.Signal {
-	for s := range sig {
-		if s != syscall.SIGHUP {
-			return s
-		}
-		reload()
-	}
-	return nil
 }
 
 // loadConfig applies API.md's precedence: flags, then environment, then

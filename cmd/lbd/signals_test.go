@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,14 +18,30 @@ import (
 )
 
 func TestUntilStop(t *testing.T) {
-	sig := make(chan os.Signal, 4)
+	sig := make(chan os.Signal, 5)
 	sig <- syscall.SIGHUP
+	sig <- syscall.SIGUSR1
 	sig <- syscall.SIGHUP
 	sig <- syscall.SIGTERM
 	sig <- syscall.SIGHUP
-	reloads := 0
-	require.Equal(t, syscall.SIGTERM, untilStop(sig, func() { reloads++ }))
-	require.Equal(t, 2, reloads, "each SIGHUP before the stop reloads once")
+	var events []string
+	ready := make(chan struct{})
+	close(ready)
+	h := hooks{
+		ready:  func() { events = append(events, "ready") },
+		reload: func() { events = append(events, "reload") },
+		reopen: func() { events = append(events, "reopen") },
+		stop:   func() { events = append(events, "stop") },
+	}
+	require.Equal(t, syscall.SIGTERM, untilStop(sig, ready, h))
+	require.Equal(t, 1, strings.Count(strings.Join(events, " "), "ready"), "ready once: %v", events)
+	var rest []string
+	for _, e := range events {
+		if e != "ready" {
+			rest = append(rest, e)
+		}
+	}
+	require.Equal(t, []string{"reload", "reopen", "reload", "stop"}, rest, "each signal before the stop, in order")
 }
 
 // logLines collects the daemon's JSON log lines for a test to wait on.
