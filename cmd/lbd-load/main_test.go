@@ -6,7 +6,9 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/lbd/lbd/internal/loadgen"
 	"github.com/lbd/lbd/internal/synth"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -25,7 +27,7 @@ func TestRunAgainstSynth(t *testing.T) {
 		want string
 	}{
 		{"table", []string{"-url", b.URL(), "-n", "20", "-c", "2"}, "b1: 20 (100.0%)"},
-		{"positional without scheme", []string{"-n", "5", "-h", "X-Request-Id: abc", strings.TrimPrefix(b.URL(), "http://")}, "sent 5"},
+		{"positional without scheme", []string{"-n", "5", "-H", "X-Request-Id: abc", strings.TrimPrefix(b.URL(), "http://")}, "sent 5"},
 		{"json open loop", []string{"-json", "-rate", "1000", "-n", "10", b.URL()}, `"mode": "open"`},
 	}
 	for _, tc := range tests {
@@ -53,7 +55,7 @@ func TestRunRefuses(t *testing.T) {
 	}{
 		{"remote target", []string{"-url", "http://198.51.100.1/"}, 1, "not a loopback"},
 		{"remote name", []string{"example.com:3030"}, 1, "not a loopback"},
-		{"bad header", []string{"-h", "nocolon"}, 2, "Name: value"},
+		{"bad header", []string{"-H", "nocolon"}, 2, "Name: value"},
 		{"two targets", []string{"http://127.0.0.1:1", "http://127.0.0.1:2"}, 2, "one target"},
 		{"too many", []string{"-n", "100000000", "http://127.0.0.1:1"}, 1, "n 100000000"},
 	}
@@ -64,4 +66,50 @@ func TestRunRefuses(t *testing.T) {
 			require.Contains(t, errOut.String(), tc.wantErr)
 		})
 	}
+}
+
+func TestBounds(t *testing.T) {
+	tests := []struct {
+		args []string
+		n    int
+		d    time.Duration
+	}{
+		{nil, loadgen.DefaultN, loadgen.DefaultDuration},
+		{[]string{"-d", "3s"}, loadgen.MaxN, 3 * time.Second}, // -d alone: bound by time
+		{[]string{"-n", "50"}, 50, loadgen.DefaultDuration},
+		{[]string{"-n", "50", "-d", "3s"}, 50, 3 * time.Second},
+	}
+	for _, tc := range tests {
+		cfg, _, code := parse(tc.args, io.Discard, io.Discard)
+		require.Equal(t, -1, code, "%v", tc.args)
+		require.Equal(t, tc.n, cfg.N, "%v", tc.args)
+		require.Equal(t, tc.d, cfg.Duration, "%v", tc.args)
+	}
+}
+
+// -d without -n runs for -d, not until the default -n's 1000 requests.
+func TestDurationAloneRunsForTheDuration(t *testing.T) {
+	b, err := synth.Start("", synth.Knobs{Name: "b1"})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	var out bytes.Buffer
+	start := time.Now()
+	require.Equal(t, 0, run(t.Context(), []string{"-json", "-c", "2", "-d", "400ms", b.URL()}, &out, io.Discard))
+	require.GreaterOrEqual(t, time.Since(start), 400*time.Millisecond)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(out.Bytes(), &doc))
+	require.Positive(t, doc["completed"])
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"-help"}, {"-c", "3", "-h"}} {
+		var out, errOut bytes.Buffer
+		require.Equal(t, 0, run(t.Context(), args, &out, &errOut), "%v", args)
+		require.Empty(t, errOut.String())
+		require.Contains(t, out.String(), "Usage: lbd-load")
+		require.Contains(t, out.String(), "-H value")
+	}
+	var errOut bytes.Buffer
+	require.Equal(t, 2, run(t.Context(), []string{"-nope"}, io.Discard, &errOut))
+	require.Contains(t, errOut.String(), "lbd-load -h")
 }
