@@ -63,7 +63,7 @@ func TestHealthReconfigureInterval(t *testing.T) {
 				p := newScriptedProber()
 				hc := startChecker(t, set, p, nil, func(hc *HealthConfig) { hc.Interval, hc.Jitter = c.from, 0 })
 				defer stopChecker(t, hc)
-				<-time.After(c.from + c.from/5) // every backend probed at least once
+				<-time.After(c.from + c.from/5 + 5*time.Millisecond) // every backend probed at least once; between two ticks
 				changed := time.Now()
 				require.NoError(t, hc.Reconfigure(context.Background(), HealthSettings{Interval: c.to, Timeout: time.Second}))
 				require.Equal(t, c.to.String(), hc.Status().Interval)
