@@ -67,7 +67,8 @@ func Check(path string) []Problem {
 // since validating a half-decoded config would report consequences rather
 // than causes; otherwise every validation problem is returned. On success
 // the backend URLs and canary.backend are rewritten in NormalizeURL's form,
-// so every package names a backend the same way.
+// so every package names a backend the same way, and discovery names in
+// NormalizeDNSName's.
 func Parse(data []byte) (*Config, error) {
 	c := Default()
 	if probs := decode(data, c); len(probs) > 0 {
@@ -81,6 +82,9 @@ func Parse(data []byte) (*Config, error) {
 	}
 	if c.Canary.Backend != "" {
 		c.Canary.Backend, _ = NormalizeURL(c.Canary.Backend)
+	}
+	for i := range c.Discovery {
+		c.Discovery[i].DNS, _ = NormalizeDNSName(c.Discovery[i].DNS)
 	}
 	return c, nil
 }
@@ -173,6 +177,7 @@ func normalHost(u *url.URL) (string, error) {
 func (c *Config) Clone() *Config {
 	out := *c
 	out.Backends = slices.Clone(c.Backends)
+	out.Discovery = slices.Clone(c.Discovery)
 	out.Admission.TrustedProxies = slices.Clone(c.Admission.TrustedProxies)
 	return &out
 }

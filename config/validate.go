@@ -141,6 +141,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	k.discoveries("discovery", c.Discovery)
+
 	k.oneOf("policy", c.Policy, Policies...)
 	k.stickyKey("sticky.key", c.Sticky.Key)
 	k.floatIn("canary.percent", c.Canary.Percent, 0, 100)
