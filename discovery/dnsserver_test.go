@@ -28,6 +28,12 @@ type testDNS struct {
 	truncate bool               // UDP answers are empty with TC set
 	drop     bool               // no answer at all
 	queries  []query
+
+	// ctl runs functions on a goroutine started outside any synctest
+	// bubble, so that a server restarted from a test inside a bubble does
+	// not put its goroutines in it.
+	ctl     chan func() error
+	ctlDone chan error // made outside too: a bubble's channel must not be used from outside it
 }
 
 type rrKey struct {
@@ -46,7 +52,13 @@ func key(name string, qtype uint16) rrKey { return rrKey{dns.CanonicalName(name)
 // startDNS starts a server and stops it when the test ends.
 func startDNS(t *testing.T) *testDNS {
 	t.Helper()
-	z := &testDNS{t: t, answer: map[rrKey][]dns.RR{}, extra: map[rrKey][]dns.RR{}, rcode: map[rrKey]int{}}
+	z := &testDNS{t: t, answer: map[rrKey][]dns.RR{}, extra: map[rrKey][]dns.RR{}, rcode: map[rrKey]int{}, ctl: make(chan func() error), ctlDone: make(chan error)}
+	go func() {
+		for f := range z.ctl {
+			z.ctlDone <- f()
+		}
+	}()
+	t.Cleanup(func() { close(z.ctl) })
 	// The kernel picks the UDP port; TCP must get the same one, which a
 	// rare race may have taken: try again then.
 	for range 10 {
@@ -93,11 +105,20 @@ func (z *testDNS) stop() {
 
 // restart serves again on the same port after stop.
 func (z *testDNS) restart() {
-	pc, err := net.ListenPacket("udp", z.addr)
-	require.NoError(z.t, err)
-	l, err := net.Listen("tcp", z.addr)
-	require.NoError(z.t, err)
-	z.serve(pc, l)
+	z.ctl <- func() error {
+		pc, err := net.ListenPacket("udp", z.addr)
+		if err != nil {
+			return err
+		}
+		l, err := net.Listen("tcp", z.addr)
+		if err != nil {
+			pc.Close()
+			return err
+		}
+		z.serve(pc, l)
+		return nil
+	}
+	require.NoError(z.t, <-z.ctlDone)
 }
 
 // set replaces the answer to (name, type) with records in zone-file syntax;
