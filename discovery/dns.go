@@ -97,7 +97,7 @@ func (c *client) query(ctx context.Context, servers []string, q dnsmessage.Quest
 		if err == nil {
 			return m, nil
 		}
-		err = fmt.Errorf("%s %s via %s: %w", q.Type, q.Name, s, err)
+		err = fmt.Errorf("%s %s via %s: %w", strings.TrimPrefix(q.Type.String(), "Type"), q.Name, s, err)
 		if ctx.Err() != nil {
 			break
 		}

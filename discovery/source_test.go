@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -499,4 +500,51 @@ func TestNewRejects(t *testing.T) {
 	require.EqualError(t, err, "discovery dns:a:web.example: port: is required for type a: A and AAAA records carry no port")
 	_, err = New(Config{Source: srvSource(api, "")})
 	require.EqualError(t, err, "discovery: a source needs a sink (Config.Apply)")
+}
+
+// TestStatusJSON pins the body of GET /admin/discovery's entries.
+func TestStatusJSON(t *testing.T) {
+	z := startDNS(t)
+	twoMembers(z)
+	synctest.Test(t, func(t *testing.T) {
+		src := srvSource(api, z.addr)
+		src.Scheme, src.ServerName = "https", "api.internal"
+		h := start(t, src, func(c *Config) { c.Pool = "api" })
+		advance(DefaultTickEvery)
+		z.forceRcode(api, dns.TypeSRV, dns.RcodeServerFailure)
+		advance(10 * time.Second)
+		b, err := json.MarshalIndent(h.status(), "", "  ")
+		require.NoError(t, err)
+		require.JSONEq(t, `{
+  "source": "dns:srv:_http._tcp.api.service.consul",
+  "pool": "api",
+  "dns": "_http._tcp.api.service.consul",
+  "type": "srv",
+  "resolver": "`+z.addr+`",
+  "refresh": "10s",
+  "member_count": 2,
+  "members": [
+    {"url": "https://10.0.0.1:8080", "weight": 1, "max_inflight": 0, "protocol": "http1", "server_name": "api.internal"},
+    {"url": "https://10.0.0.2:8080", "weight": 1, "max_inflight": 0, "protocol": "http1", "server_name": "api.internal"}
+  ],
+  "last_result": "servfail",
+  "last_success": "2000-01-01T00:00:00.1Z",
+  "last_error": "SRV _http._tcp.api.service.consul. via `+z.addr+`: server failure (SERVFAIL)",
+  "last_error_at": "2000-01-01T00:00:10.1Z",
+  "stale_since": "2000-01-01T00:00:10.1Z",
+  "consecutive_failures": 1,
+  "ttl": "1m0s",
+  "next_refresh": "2000-01-01T00:00:11.1Z",
+  "lookups": 2,
+  "delivered": true
+}`, string(b))
+
+		// Before any answer: members is [], not null, and the times are left out.
+		h2 := start(t, aSource("web.example", z.addr, 80))
+		b, err = json.Marshal(h2.status())
+		require.NoError(t, err)
+		require.Contains(t, string(b), `"members":[]`)
+		require.NotContains(t, string(b), "last_success")
+		require.NotContains(t, string(b), "stale_since")
+	})
 }
