@@ -57,10 +57,11 @@ type sourceState struct {
 
 // lookupDone is a lookup's result, sent by its goroutine.
 type lookupDone struct {
-	gen uint64
-	out outcome
-	err error
-	at  time.Time
+	gen     uint64
+	out     outcome
+	err     error
+	started time.Time // when it was due: the next one is due from here
+	at      time.Time // when the answer came
 }
 
 // deliverDone is the sink's answer to one Update.
@@ -92,12 +93,16 @@ func (s *sourceState) Receive(msg any) {
 // Tick starts the lookup when it is due and offers an undelivered set again.
 func (s *sourceState) Tick(now time.Time) {
 	if !s.looking && !now.Before(s.due) {
-		s.startLookup()
+		s.startLookup(now)
 	}
 	s.deliver()
 }
 
-func (s *sourceState) startLookup() {
+// startLookup runs a lookup on a goroutine of the actor's. The next one is
+// scheduled from now, its start, so that a refresh of 1s is one lookup a
+// second and not one every 1s plus the time a lookup takes, rounded up to a
+// tick; lookups still start at least the floor apart.
+func (s *sourceState) startLookup(now time.Time) {
 	s.looking = true
 	gen, src := s.gen, s.cfg.Source
 	s.wg.Go(func() {
@@ -114,7 +119,7 @@ func (s *sourceState) startLookup() {
 			}()
 			d.out, d.err = s.client.lookup(ctx, src)
 		}()
-		d.gen, d.at = gen, time.Now()
+		d.gen, d.started, d.at = gen, now, time.Now()
 		_ = s.ref.Send(s.ctx, d) // waits for room, not past Stop
 	})
 }
@@ -129,16 +134,17 @@ func (s *sourceState) lookupDone(m lookupDone) {
 		s.failures++
 		s.pendingEmpty = ""
 		s.stale(m.at, m.err.Error())
-		s.due = m.at.Add(s.sched.afterFailure(s.failures, s.cfg.Rand.Float64()))
+		s.due = m.started.Add(s.sched.afterFailure(s.failures, s.cfg.Rand.Float64()))
 	case result != ResultSuccess && s.pendingEmpty == "" && (!s.have || len(s.members) > 0):
 		// The first empty answer: keep the set until the next lookup
 		// repeats it, so one bad answer cannot empty the pool.
 		s.failures = 0
 		s.pendingEmpty = result
 		s.stale(m.at, fmt.Sprintf("%s answer for %s; believed if the next lookup gives it too", result, s.cfg.Source.DNS))
-		s.due = m.at.Add(s.sched.afterAnswer(m.out.ttl, s.cfg.Rand.Float64()))
+		s.due = m.started.Add(s.sched.afterAnswer(m.out.ttl, s.cfg.Rand.Float64()))
 	default:
 		s.believe(m.at, m.out)
+		s.due = m.started.Add(s.sched.afterAnswer(m.out.ttl, s.cfg.Rand.Float64()))
 	}
 	s.lastResult = result
 	s.met.lookup(result, len(s.members), unixSeconds(s.lastSuccess), unixSeconds(s.staleSince))
@@ -173,7 +179,6 @@ func (s *sourceState) believe(at time.Time, out outcome) {
 		s.members, s.have = out.members, true
 		s.version++
 	}
-	s.due = at.Add(s.sched.afterAnswer(out.ttl, s.cfg.Rand.Float64()))
 }
 
 // deliver hands the current set to the sink unless it has it, or a call is

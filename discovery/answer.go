@@ -13,10 +13,17 @@ import (
 // additional section, and the lowest TTL among the records used.
 type records struct {
 	nx    bool // NXDOMAIN: the name does not exist
-	srv   []dnsmessage.SRVResource
+	srv   []srvRecord
 	addrs []netip.Addr
 	extra map[string]addrSet // additional A/AAAA by lowercased owner name ("host.example.")
 	ttl   ttl                // of srv or addrs (and the CNAMEs leading there), or the SOA's when negative
+}
+
+// srvRecord is what lbd uses of an SRV record; target is lowercased and
+// keeps its trailing dot, as names in extra do.
+type srvRecord struct {
+	target                 string
+	priority, weight, port uint16
 }
 
 // addrSet is a name's addresses and their lowest TTL.
@@ -75,7 +82,7 @@ func parseAnswer(m *dnsmessage.Message, q dnsmessage.Question) records {
 		}
 		switch b := a.Body.(type) {
 		case *dnsmessage.SRVResource:
-			r.srv = append(r.srv, *b)
+			r.srv = append(r.srv, srvRecord{strings.ToLower(b.Target.String()), b.Priority, b.Weight, b.Port})
 		case *dnsmessage.AResource:
 			r.addrs = append(r.addrs, netip.AddrFrom4(b.A))
 		case *dnsmessage.AAAAResource:

@@ -61,15 +61,15 @@ func FuzzParseAnswer(f *testing.F) {
 		set := newMemberSet(src)
 		recs := lowestPriority(r.srv)
 		for _, rec := range recs {
-			require.Equal(t, recs[0].Priority, rec.Priority)
-			require.NotEqual(t, ".", rec.Target.String())
-			for _, a := range r.extra[strings.ToLower(rec.Target.String())].addrs {
-				set.add(a, rec.Port, srvWeight(rec.Weight, src.Weight), rec.Target.String())
+			require.Equal(t, recs[0].priority, rec.priority)
+			require.NotEqual(t, ".", rec.target)
+			for _, a := range r.extra[rec.target].addrs {
+				set.add(a, rec.port, srvWeight(rec.weight, src.Weight), rec.target)
 			}
 		}
 		for _, o := range r.srv {
-			if o.Target.String() != "." && o.Port != 0 && len(recs) > 0 {
-				require.GreaterOrEqual(t, o.Priority, recs[0].Priority, "only the lowest priority is kept")
+			if o.target != "." && o.port != 0 && len(recs) > 0 {
+				require.GreaterOrEqual(t, o.priority, recs[0].priority, "only the lowest priority is kept")
 			}
 		}
 		for _, a := range r.addrs {

@@ -16,7 +16,7 @@ import (
 // started outside any synctest bubble: its goroutines block on the network
 // and are none of the bubble's business.
 type testDNS struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 
 	mu       sync.Mutex
@@ -50,7 +50,7 @@ type query struct {
 func key(name string, qtype uint16) rrKey { return rrKey{dns.CanonicalName(name), qtype} }
 
 // startDNS starts a server and stops it when the test ends.
-func startDNS(t *testing.T) *testDNS {
+func startDNS(t testing.TB) *testDNS {
 	t.Helper()
 	z := &testDNS{t: t, answer: map[rrKey][]dns.RR{}, extra: map[rrKey][]dns.RR{}, rcode: map[rrKey]int{}, ctl: make(chan func() error), ctlDone: make(chan error)}
 	go func() {

@@ -56,11 +56,12 @@
 //
 // # Schedule
 //
-// After an answer the next lookup is due after min(refresh, lowest TTL)
-// less up to 10% jitter, never sooner than config.MinDiscoveryRefresh (a
-// negative answer's TTL is its SOA's, RFC 2308). After a failure it is due
-// after a backoff that starts at the floor and doubles, capped at refresh.
-// Ticks come every 100ms, so a due lookup starts within 100ms.
+// After an answer the next lookup is due min(refresh, lowest TTL) less up
+// to 10% jitter after the previous one started, never sooner than
+// config.MinDiscoveryRefresh (a negative answer's TTL is its SOA's, RFC
+// 2308). After a failure it is due after a backoff that starts at the floor
+// and doubles, capped at refresh. Ticks come every 100ms, so a due lookup
+// starts within 100ms of its time; one lookup runs at a time.
 //
 // # Failure semantics
 //

@@ -83,55 +83,54 @@ func dnsName(name string) string {
 }
 
 func (c *client) lookupSRV(ctx context.Context, servers []string, src config.Discovery, name dnsmessage.Name) (outcome, error) {
-	m, err := c.query(ctx, servers, dnsmessage.Question{Name: name, Type: dnsmessage.TypeSRV, Class: dnsmessage.ClassINET})
+	q := dnsmessage.Question{Name: name, Type: dnsmessage.TypeSRV, Class: dnsmessage.ClassINET}
+	m, err := c.query(ctx, servers, q)
 	if err != nil {
 		return outcome{}, err
 	}
-	r := parseAnswer(m, dnsmessage.Question{Name: name, Type: dnsmessage.TypeSRV, Class: dnsmessage.ClassINET})
+	r := parseAnswer(m, q)
 	recs := lowestPriority(r.srv)
 	t := r.ttl
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxTargetLookups)
 
 	// One resolution per target, from the additional section when it has
 	// the target's addresses, else by queries, a few at a time.
 	targets := map[string]*resolved{}
-	var order []string
 	for _, rec := range recs {
-		k := strings.ToLower(rec.Target.String())
-		if _, ok := targets[k]; !ok {
-			targets[k] = &resolved{name: rec.Target}
-			order = append(order, k)
+		if _, ok := targets[rec.target]; ok {
+			continue
 		}
-	}
-	slices.Sort(order)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxTargetLookups)
-	for _, k := range order {
-		res := targets[k]
-		if extra, ok := r.extra[k]; ok {
+		res := &resolved{}
+		targets[rec.target] = res
+		if extra, ok := r.extra[rec.target]; ok {
 			res.addrs = addrResult{addrs: extra.addrs, ttl: extra.ttl}
+			continue
+		}
+		name, err := dnsmessage.NewName(rec.target)
+		if err != nil { // decoded from a name, so it cannot fail; if it does, the lookup fails below
+			res.err = err
 			continue
 		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			res.addrs, res.err = c.resolve(ctx, servers, res.name)
+			res.addrs, res.err = c.resolve(ctx, servers, name)
 		})
 	}
 	wg.Wait()
 
 	set := newMemberSet(src)
 	// Records in a fixed order, so that a URL offered twice keeps the same host.
-	slices.SortFunc(recs, func(a, b dnsmessage.SRVResource) int {
-		return strings.Compare(strings.ToLower(a.Target.String()), strings.ToLower(b.Target.String()))
-	})
+	slices.SortStableFunc(recs, func(a, b srvRecord) int { return strings.Compare(a.target, b.target) })
 	for _, rec := range recs {
-		res := targets[strings.ToLower(rec.Target.String())]
+		res := targets[rec.target]
 		if res.err != nil {
-			return outcome{}, fmt.Errorf("SRV target %s: %w", rec.Target, res.err)
+			return outcome{}, fmt.Errorf("SRV target %s: %w", rec.target, res.err)
 		}
 		t = t.min(res.addrs.ttl)
 		for _, a := range res.addrs.addrs {
-			set.add(a, rec.Port, srvWeight(rec.Weight, src.Weight), rec.Target.String())
+			set.add(a, rec.port, srvWeight(rec.weight, src.Weight), rec.target)
 		}
 	}
 	return finish(set, r.nx, t), nil
@@ -139,7 +138,6 @@ func (c *client) lookupSRV(ctx context.Context, servers []string, src config.Dis
 
 // resolved is one SRV target's resolution.
 type resolved struct {
-	name  dnsmessage.Name
 	addrs addrResult
 	err   error
 }

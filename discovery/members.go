@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/net/dns/dnsmessage"
-
 	"github.com/lbd/lbd/config"
 )
 
@@ -98,16 +96,16 @@ func (s *memberSet) list() []Member {
 // drops the "service not available" target "." (RFC 2782). Lower
 // priorities are where clients must go first; the others are backups that
 // lbd's own health checks and retries make unnecessary to fall back to.
-func lowestPriority(rs []dnsmessage.SRVResource) []dnsmessage.SRVResource {
-	var out []dnsmessage.SRVResource
+func lowestPriority(rs []srvRecord) []srvRecord {
+	var out []srvRecord
 	for _, r := range rs {
-		if r.Target.String() == "." || r.Port == 0 {
+		if r.target == "." || r.port == 0 {
 			continue
 		}
 		switch {
-		case len(out) == 0 || r.Priority == out[0].Priority:
+		case len(out) == 0 || r.priority == out[0].priority:
 			out = append(out, r)
-		case r.Priority < out[0].Priority:
+		case r.priority < out[0].priority:
 			out = append(out[:0], r)
 		}
 	}
