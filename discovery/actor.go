@@ -128,24 +128,24 @@ func (s *sourceState) lookupDone(m lookupDone) {
 	s.looking = false
 	s.lookups++
 	result := m.out.result
+	wait := s.sched.afterAnswer(m.out.ttl, s.cfg.Rand.Float64())
 	switch {
 	case m.err != nil:
 		result = classify(m.err)
 		s.failures++
 		s.pendingEmpty = ""
 		s.stale(m.at, m.err.Error())
-		s.due = m.started.Add(s.sched.afterFailure(s.failures, s.cfg.Rand.Float64()))
+		wait = s.sched.afterFailure(s.failures, s.cfg.Rand.Float64())
 	case result != ResultSuccess && s.pendingEmpty == "" && (!s.have || len(s.members) > 0):
 		// The first empty answer: keep the set until the next lookup
 		// repeats it, so one bad answer cannot empty the pool.
 		s.failures = 0
 		s.pendingEmpty = result
 		s.stale(m.at, fmt.Sprintf("%s answer for %s; believed if the next lookup gives it too", result, s.cfg.Source.DNS))
-		s.due = m.started.Add(s.sched.afterAnswer(m.out.ttl, s.cfg.Rand.Float64()))
 	default:
 		s.believe(m.at, m.out)
-		s.due = m.started.Add(s.sched.afterAnswer(m.out.ttl, s.cfg.Rand.Float64()))
 	}
+	s.due = m.started.Add(wait)
 	s.lastResult = result
 	s.met.lookup(result, len(s.members), unixSeconds(s.lastSuccess), unixSeconds(s.staleSince))
 	s.publish()

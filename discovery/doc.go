@@ -56,12 +56,13 @@
 //
 // # Schedule
 //
-// After an answer the next lookup is due min(refresh, lowest TTL) less up
-// to 10% jitter after the previous one started, never sooner than
-// config.MinDiscoveryRefresh (a negative answer's TTL is its SOA's, RFC
-// 2308). After a failure it is due after a backoff that starts at the floor
-// and doubles, capped at refresh. Ticks come every 100ms, so a due lookup
-// starts within 100ms of its time; one lookup runs at a time.
+// Lookups start on the actor's ticks (every 100ms). After an answer the
+// next lookup is due min(refresh, lowest TTL) after the previous one
+// started, less one tick (so that the tick that starts it is not late) and
+// less up to 10% jitter, and never sooner than config.MinDiscoveryRefresh,
+// which wins over a shorter TTL (a negative answer's TTL is its SOA's, RFC
+// 2308). After a failure the next one is due after a backoff that starts at
+// the floor and doubles, capped at refresh. One lookup runs at a time.
 //
 // # Failure semantics
 //

@@ -8,16 +8,18 @@ type schedule struct {
 	refresh time.Duration // the configured refresh: the longest wait
 	floor   time.Duration // the shortest wait, whatever the TTL
 	jitter  float64       // fraction of a wait that may be taken off
+	tick    time.Duration // how late after its time a lookup may start
 }
 
 // afterAnswer is the wait after an answer whose records live t:
-// min(refresh, t), jittered.
+// min(refresh, t) less one tick, since a lookup starts at the first tick
+// after it is due and must start by then; jittered.
 func (s schedule) afterAnswer(t ttl, u float64) time.Duration {
 	d := s.refresh
 	if t.set && t.d < d {
 		d = t.d
 	}
-	return s.jittered(d, u)
+	return s.jittered(d-s.tick, u)
 }
 
 // afterFailure is the wait after the n-th failure in a row (n >= 1): the

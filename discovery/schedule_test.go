@@ -9,6 +9,7 @@ import (
 
 func TestSchedule(t *testing.T) {
 	s := schedule{refresh: 10 * time.Second, floor: time.Second, jitter: 0.1}
+	ticked := schedule{refresh: 10 * time.Second, floor: time.Second, jitter: 0.1, tick: 100 * time.Millisecond}
 	for _, tc := range []struct {
 		name string
 		got  time.Duration
@@ -21,6 +22,10 @@ func TestSchedule(t *testing.T) {
 		{"full jitter takes 10% off", s.afterAnswer(ttl{}, 0.999999), 9*time.Second + time.Microsecond},
 		{"half jitter", s.afterAnswer(ttlOf(4), 0.5), 3800 * time.Millisecond},
 		{"jitter never goes under the floor", s.afterAnswer(ttlOf(1), 0.99), time.Second},
+		{"a tick early, so the tick after it is due is not late", ticked.afterAnswer(ttlOf(4), 0), 3900 * time.Millisecond},
+		{"refresh a tick early too", ticked.afterAnswer(ttl{}, 0), 9900 * time.Millisecond},
+		{"the floor still wins", ticked.afterAnswer(ttlOf(1), 0), time.Second},
+		{"failures are not early: backoff is a lower bound", ticked.afterFailure(2, 0), 2 * time.Second},
 		{"first failure: the floor", s.afterFailure(1, 0), time.Second},
 		{"second: doubled", s.afterFailure(2, 0), 2 * time.Second},
 		{"fourth", s.afterFailure(4, 0), 8 * time.Second},

@@ -95,7 +95,7 @@ func New(c Config) (*Source, error) {
 	s := &sourceState{
 		cfg: c, src: src, name: src.name,
 		client: client{resolver: c.Source.Resolver, resolvConf: c.ResolvConf, timeout: c.Timeout},
-		sched:  schedule{refresh: c.Source.Refresh.D(), floor: config.MinDiscoveryRefresh, jitter: c.Jitter},
+		sched:  schedule{refresh: c.Source.Refresh.D(), floor: config.MinDiscoveryRefresh, jitter: c.Jitter, tick: c.TickEvery},
 		met:    c.Metrics.source(c.Pool, src.name),
 		log:    c.Logger.With("source", src.name, "pool", c.Pool),
 		due:    time.Now(),
