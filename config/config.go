@@ -47,6 +47,7 @@ type Config struct {
 	H2C           bool        `json:"h2c"`
 	WebSocket     WebSocket   `json:"websocket"`
 	Backends      []Backend   `json:"backends"`
+	Discovery     []Discovery `json:"discovery"`
 	Policy        string      `json:"policy"`
 	Sticky        Sticky      `json:"sticky"`
 	Canary        Canary      `json:"canary"`
@@ -102,6 +103,38 @@ type Backend struct {
 	MaxInflight int    `json:"max_inflight"`
 	// Protocol is http1 (default), h2c or h2 (needs an https URL).
 	Protocol   string `json:"protocol"`
+	CAFile     string `json:"ca_file,omitempty"`
+	ServerName string `json:"server_name,omitempty"`
+}
+
+// Discovery is one DNS source of backends: the members it finds join the
+// pool beside its static backends and follow the records while lbd runs
+// (package discovery). The type stands alone so that a pool section can hold
+// a list of them too.
+type Discovery struct {
+	// DNS is the name to look up: an SRV name such as
+	// "_http._tcp.api.service.consul", or a host name for type a.
+	DNS string `json:"dns"`
+	// Type is "srv" (targets and ports from SRV records) or "a" (every A
+	// and AAAA address, with Port).
+	Type string `json:"type"`
+	// Port is the backends' port for type a; SRV records carry their own,
+	// so it must be left out (0) for type srv.
+	Port int `json:"port,omitempty"`
+	// Resolver is the DNS server as IP:port; empty means the nameservers
+	// of /etc/resolv.conf.
+	Resolver string `json:"resolver"`
+	// Refresh is the longest time between two lookups; a lower record TTL
+	// makes it shorter, never below MinDiscoveryRefresh.
+	Refresh Duration `json:"refresh"`
+	// Scheme is http or https; Protocol, MaxInflight, CAFile and ServerName
+	// mean what they mean for a static backend, for every member.
+	Scheme      string `json:"scheme"`
+	Protocol    string `json:"protocol"`
+	MaxInflight int    `json:"max_inflight"`
+	// Weight is every member's weight for type a; for type srv it scales
+	// each record's weight (a record weight of 0 counts as 1).
+	Weight     int    `json:"weight"`
 	CAFile     string `json:"ca_file,omitempty"`
 	ServerName string `json:"server_name,omitempty"`
 }

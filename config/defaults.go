@@ -48,3 +48,13 @@ func Default() *Config {
 		ShutdownGrace: Duration(15 * time.Second),
 	}
 }
+
+// MinDiscoveryRefresh is the floor of a discovery source's refresh: a
+// record TTL of 0 (Consul's default) or 1s must not turn into a query storm.
+const MinDiscoveryRefresh = time.Second
+
+// DefaultDiscovery is what a discovery entry means before its keys are
+// applied. Type and DNS have no default: they say what to look up.
+func DefaultDiscovery() Discovery {
+	return Discovery{Refresh: Duration(10 * time.Second), Scheme: "http", Protocol: "http1", Weight: 1}
+}

@@ -103,4 +103,7 @@ func TestFullSetsEveryField(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "https://api-1.internal:8443", c.Backends[0].URL, "URLs come out normalised")
 	require.Equal(t, "http://[2001:db8::12]:8080", c.Canary.Backend)
+	require.Equal(t, "web.internal", c.Discovery[0].DNS, "discovery names come out normalised")
+	require.Equal(t, "dns:a:web.internal", c.Discovery[0].SourceName())
+	require.Equal(t, "dns:srv:_http._tcp.api.service.consul", c.Discovery[1].SourceName())
 }

@@ -174,6 +174,7 @@ func (k *checker) poolRouting(prefix string, p Pool) {
 			seen[u] = i
 		}
 	}
+	k.discoveries(prefix+"discovery", p.Discovery)
 
 	k.oneOf(prefix+"policy", p.Policy, Policies...)
 	k.stickyKey(prefix+"sticky.key", p.Sticky.Key)
@@ -182,7 +183,9 @@ func (k *checker) poolRouting(prefix string, p Pool) {
 		u, err := NormalizeURL(p.Canary.Backend)
 		if err != nil {
 			k.add(prefix+"canary.backend", "%v", err)
-		} else if _, ok := seen[u]; !ok && p.Canary.Percent > 0 {
+		} else if _, ok := seen[u]; !ok && p.Canary.Percent > 0 && len(p.Discovery) == 0 {
+			// With discovery the canary may be a discovered member; it is
+			// no canary while it is not in the pool (routing.Effective).
 			k.add(prefix+"canary.backend", "%q is not one of the backends; add it to backends too", p.Canary.Backend)
 		}
 	} else if p.Canary.Percent > 0 {
