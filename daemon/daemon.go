@@ -33,6 +33,7 @@ import (
 	"github.com/lbd/lbd/admin"
 	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/controller"
+	"github.com/lbd/lbd/discovery"
 	"github.com/lbd/lbd/proxy"
 	"github.com/lbd/lbd/routing"
 	"github.com/lbd/lbd/scheduler"
@@ -72,6 +73,8 @@ type Daemon struct {
 	certs     *certStore // nil without tls
 	reloads   *prometheus.CounterVec
 	stateW    *prometheus.CounterVec
+
+	discoveryMetrics *discovery.Metrics
 
 	owner   *owner
 	servers *servers
@@ -120,6 +123,9 @@ func New(o Options) (_ *Daemon, err error) {
 	if err := d.startObservers(cfg); err != nil {
 		return nil, err
 	}
+	if d.discoveryMetrics, err = discovery.NewMetrics(d.prom); err != nil {
+		return nil, err
+	}
 	if d.owner, err = startOwner(d, cfg); err != nil {
 		return nil, err
 	}
@@ -128,7 +134,7 @@ func New(o Options) (_ *Daemon, err error) {
 		Control: d, Registry: d.registry, Gatherer: d.prom, Logger: d.log,
 		Token: token, Config: d.owner.effectiveConfig, Checks: d.selftestChecks(),
 		Traffic: d.trafficFigures, Admission: func() any { return d.AdmissionStatus() }, Advisory: d.advisoryReport,
-		Outliers: d.owner.outlierReport,
+		Outliers: d.owner.outlierReport, Discovery: d.owner.discoveryStatus,
 	})
 	d.prom.MustRegister(admin.NewCollector(d, d.registry))
 	return d, nil
@@ -169,8 +175,8 @@ func (d *Daemon) Start() error {
 		"pools", len(t.Pools), "routes", len(t.Routes), "backends", backends,
 		"policy", t.Pools[0].Policy, "max_inflight", cfg.Admission.MaxInflight, "aimd", cfg.AIMD.Enabled,
 		"health", !cfg.Health.Disabled, "state_file", cfg.StateFile)
-	if backends == 0 {
-		d.log.Warn("no backends: every request will be answered 503 no-backend until one is added (POST /admin/backends, or backends in the config file)")
+	if backends == 0 && len(wantedSources(cfg)) == 0 {
+		d.log.Warn("no backends and no discovery: every request will be answered 503 no-backend until one is added (POST /admin/backends, or backends or discovery in the config file)")
 	}
 	return nil
 }

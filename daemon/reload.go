@@ -40,7 +40,8 @@ func (o *owner) doReload(next *config.Config, dryRun bool) (*ReloadPlan, error) 
 	}
 	prev := o.file
 	ov := routing.Rebase(o.ov, routing.FileOf(prev), routing.FileOf(next))
-	table := routing.Effective(next, ov, o.disc)
+	disc := keepDiscovered(o.disc, next)
+	table := routing.Effective(next, ov, disc)
 	plan := &ReloadPlan{DryRun: dryRun, Settings: config.Diff(prev, next), Routing: routing.Diff(o.cur, table)}
 	if plan.Settings == nil {
 		plan.Settings = []config.SettingChange{}
@@ -57,7 +58,8 @@ func (o *owner) doReload(next *config.Config, dryRun bool) (*ReloadPlan, error) 
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()
 	err = errors.Join(lerr, o.carryOut(ctx, plan.Routing, table, false))
-	o.file, o.ov, o.cur = next, ov, table
+	o.file, o.ov, o.disc, o.cur = next, ov, disc, table
+	err = errors.Join(err, o.syncSources(ctx, next))
 	o.publish()
 	o.dirty = true
 	if werr := o.writeState(); werr != nil {
