@@ -20,14 +20,14 @@ type Pool struct {
 	Backends []Backend `json:"backends"`
 	// Discovery are DNS sources of more backends (discovery.go).
 	Discovery []Discovery `json:"discovery"`
-	Policy   string    `json:"policy"`
-	Sticky   Sticky    `json:"sticky"`
-	Canary   Canary    `json:"canary"`
-	Health   Health    `json:"health"`
-	Breaker  Breaker   `json:"breaker"`
-	Outlier  Outlier   `json:"outlier"`
-	Warmup   Warmup    `json:"warmup"`
-	Retries  Retries   `json:"retries"`
+	Policy    string      `json:"policy"`
+	Sticky    Sticky      `json:"sticky"`
+	Canary    Canary      `json:"canary"`
+	Health    Health      `json:"health"`
+	Breaker   Breaker     `json:"breaker"`
+	Outlier   Outlier     `json:"outlier"`
+	Warmup    Warmup      `json:"warmup"`
+	Retries   Retries     `json:"retries"`
 	// MaxInflight caps the requests in flight to this pool (0: no cap of
 	// its own; admission.max_inflight still caps the whole process). The
 	// pool "default" has none.

@@ -39,8 +39,8 @@ type owner struct {
 	cur     *routing.Table
 	pools   map[string]*poolRuntime
 	sources map[sourceKey]*runningSource // discovery sources (discovery.go)
-	pending []chan<- error // answers waiting for the next state write
-	dirty   bool           // the state changed since the last write
+	pending []chan<- error               // answers waiting for the next state write
+	dirty   bool                         // the state changed since the last write
 
 	view atomic.Pointer[view]
 }
