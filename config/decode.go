@@ -16,7 +16,10 @@ import (
 	"strings"
 )
 
-var backendType = reflect.TypeFor[Backend]()
+var (
+	backendType = reflect.TypeFor[Backend]()
+	fleetType   = reflect.TypeFor[Fleet]()
+)
 
 type decoder struct{ problems []Problem }
 
@@ -53,6 +56,14 @@ func (d *decoder) value(path string, raw json.RawMessage, v reflect.Value) {
 		d.object(path, raw, v)
 	case reflect.Slice:
 		d.array(path, raw, v)
+	case reflect.Pointer: // an optional section: present means on, from its defaults
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+			if v.Type().Elem() == fleetType {
+				v.Elem().Set(reflect.ValueOf(DefaultFleet()))
+			}
+		}
+		d.value(path, raw, v.Elem())
 	default:
 		if err := json.Unmarshal(raw, v.Addr().Interface()); err != nil {
 			d.add(path, wantMessage(v.Kind(), raw))

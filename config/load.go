@@ -174,6 +174,11 @@ func (c *Config) Clone() *Config {
 	out := *c
 	out.Backends = slices.Clone(c.Backends)
 	out.Admission.TrustedProxies = slices.Clone(c.Admission.TrustedProxies)
+	if c.Fleet != nil {
+		f := *c.Fleet
+		f.Etcd.Endpoints = slices.Clone(f.Etcd.Endpoints)
+		out.Fleet = &f
+	}
 	return &out
 }
 
@@ -187,6 +192,11 @@ func (c *Config) Redacted() *Config {
 		out.Backends[i].URL = redactURL(out.Backends[i].URL)
 	}
 	out.Canary.Backend = redactURL(out.Canary.Backend)
+	if out.Fleet != nil {
+		for i, ep := range out.Fleet.Etcd.Endpoints {
+			out.Fleet.Etcd.Endpoints[i] = redactURL(ep)
+		}
+	}
 	return out
 }
 

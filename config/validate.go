@@ -220,6 +220,12 @@ func (c *Config) Validate() error {
 		k.atLeast("metrics_dump.keep", c.MetricsDump.Keep, 1)
 	}
 	k.notNegative("shutdown_grace", c.ShutdownGrace, "stop without waiting")
+	if c.Fleet != nil {
+		k.fleet(c.Fleet)
+		if c.StateFile != "" {
+			k.add("state_file", "with fleet, state_file is not used; remove it")
+		}
+	}
 	return k.err()
 }
 
