@@ -1,0 +1,328 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/lbd/lbd/actor"
+	"github.com/lbd/lbd/config"
+)
+
+// Options configure a Link.
+type Options struct {
+	// Etcd is the fleet.etcd section: endpoints, prefix, timeouts, login.
+	Etcd config.Etcd
+	// Name is this replica's name (config.Fleet.ReplicaName).
+	Name string
+	// AdminAddress and Version go into the registration.
+	AdminAddress, Version string
+	// Sink receives the state; required.
+	Sink Sink
+	// LeaseTTL is the registration's lease (default 10s): a replica that
+	// stops without saying so leaves the list within about this long.
+	LeaseTTL time.Duration
+	// RequestTimeout bounds each list, registration and commit (default
+	// 5s, and never less than dial_timeout).
+	RequestTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between reconnection
+	// attempts, which doubles from min to max (defaults 100ms and 5s) with
+	// ±20% jitter so that replicas do not reconnect in step.
+	MinBackoff, MaxBackoff time.Duration
+	Registry               *actor.Registry
+	Registerer             prometheus.Registerer // nil: no metrics
+	Logger                 *slog.Logger
+
+	// afterList, in tests, runs between a list and the watch that follows.
+	afterList func()
+}
+
+func (o *Options) fill() error {
+	switch {
+	case o.Sink == nil:
+		return errors.New("fleet: a Sink is required")
+	case o.Name == "" || strings.Contains(o.Name, "/"):
+		return fmt.Errorf("fleet: replica name %q must be one non-empty key segment", o.Name)
+	case len(o.Etcd.Endpoints) == 0:
+		return errors.New("fleet: no etcd endpoints")
+	case !strings.HasSuffix(o.Etcd.Prefix, "/"):
+		return fmt.Errorf("fleet: prefix %q must end with /", o.Etcd.Prefix)
+	}
+	if o.Etcd.DialTimeout <= 0 {
+		o.Etcd.DialTimeout = config.Duration(2 * time.Second)
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 10 * time.Second
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 5 * time.Second
+	}
+	o.RequestTimeout = max(o.RequestTimeout, o.Etcd.DialTimeout.D())
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(5*time.Second, o.MinBackoff)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Link is one replica's link to etcd. Its methods are safe for concurrent use.
+type Link struct {
+	opts    Options
+	ref     *actor.Ref
+	cfg     clientv3.Config // the etcd client's config, read once at New
+	metrics *metrics
+
+	status   atomic.Pointer[Status]
+	progress atomic.Pointer[progress]
+	synced   chan struct{} // closed at the first Reset
+	live     atomic.Pointer[clientv3.Client]
+	lastErr  atomic.Pointer[error] // the session's last failure, for ErrUnavailable's cause
+	started  time.Time             // for the registration
+}
+
+// progress is the applied revision, published with a channel closed when
+// it moves on: WaitApplied waits on it without a message per waiter.
+type progress struct {
+	rev     int64
+	next    chan struct{}
+	stopped bool
+}
+
+// New reads the credentials, starts the link's actor and its session, and
+// returns at once: the session connects in the background (Synced tells
+// when the state has been listed). An unreadable password or certificate
+// file is an error here, since no retry can fix it.
+func New(o Options) (*Link, error) {
+	if err := o.fill(); err != nil {
+		return nil, err
+	}
+	cfg, err := clientConfig(o.Etcd)
+	if err != nil {
+		return nil, err
+	}
+	l := &Link{opts: o, cfg: cfg, synced: make(chan struct{}), started: time.Now().UTC()}
+	if l.metrics, err = newMetrics(o.Registerer); err != nil {
+		return nil, err
+	}
+	l.progress.Store(&progress{next: make(chan struct{})})
+	s := &linkState{link: l, replicas: map[string]Replica{}, resync: make(chan struct{}, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.publish()
+	l.ref = actor.Spawn(o.Registry, s, actor.Options{Name: "fleet-link", Kind: "fleet", Mailbox: 256, Logger: o.Logger})
+	s.startSession()
+	return l, nil
+}
+
+// Status returns what the link last published. It is never nil.
+func (l *Link) Status() *Status { return l.status.Load() }
+
+// Replicas returns the live replicas, sorted by name.
+func (l *Link) Replicas() []Replica { return slices.Clone(l.status.Load().Replicas) }
+
+// Synced is closed once the state has been listed and handed to the Sink
+// for the first time.
+func (l *Link) Synced() <-chan struct{} { return l.synced }
+
+// WaitApplied waits until the link has handed revision rev (or a later
+// one) to its Sink, or ctx ends, or the link stops (actor.ErrStopped).
+func (l *Link) WaitApplied(ctx context.Context, rev int64) error {
+	for {
+		p := l.progress.Load()
+		switch {
+		case p.rev >= rev:
+			return nil
+		case p.stopped:
+			return fmt.Errorf("fleet: waiting for revision %d: %w", rev, actor.ErrStopped)
+		}
+		select {
+		case <-p.next:
+		case <-ctx.Done():
+			return fmt.Errorf("fleet: revision %d not applied yet (at %d): %w", rev, p.rev, ctx.Err())
+		}
+	}
+}
+
+// Stop ends the session (revoking the registration, so the replica leaves
+// the list at once), stops the actor and waits for both.
+func (l *Link) Stop(ctx context.Context) error { return l.ref.StopWait(ctx) }
+
+// Messages from the session to the actor, in the order it read them.
+type (
+	// listed is a whole list of the prefix at rev (registry included).
+	listed struct {
+		kvs []KV
+		rev int64
+	}
+	// changed is one revision's events.
+	changed struct {
+		rev    int64
+		events []Event
+	}
+	// connState says the session came up or went down (err the cause).
+	connState struct {
+		up  bool
+		err error
+		at  time.Time
+	}
+)
+
+// linkState is the actor's state; only its goroutine touches it.
+type linkState struct {
+	link     *Link
+	ref      *actor.Ref
+	applied  int64
+	synced   bool
+	up       bool
+	changes  uint64
+	resyncs  uint64
+	lastErr  string
+	lastAt   time.Time
+	replicas map[string]Replica
+
+	ctx    context.Context // the session's life: ends when the actor stops
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	resync chan struct{} // asks the session to list again (after a Sink panic)
+}
+
+func (s *linkState) Bind(r *actor.Ref) { s.ref = r }
+
+// Receive is the table of contents: the session's reports, in order.
+func (s *linkState) Receive(msg any) {
+	switch m := msg.(type) {
+	case listed:
+		s.reset(m)
+	case changed:
+		s.apply(m)
+	case connState:
+		s.conn(m)
+	default:
+		s.link.opts.Logger.Warn("fleet link: unknown message", "type", fmt.Sprintf("%T", msg))
+	}
+	s.publish()
+}
+
+func (s *linkState) reset(m listed) {
+	clear(s.replicas)
+	state := make([]KV, 0, len(m.kvs))
+	for _, kv := range m.kvs {
+		if name, ok := strings.CutPrefix(kv.Key, ReplicasPrefix); ok {
+			s.register(name, kv.Value)
+			continue
+		}
+		state = append(state, kv)
+	}
+	s.link.opts.Sink.Reset(state, m.rev)
+	s.resyncs++
+	s.link.metrics.resyncs.Inc()
+	s.advance(m.rev)
+	if !s.synced {
+		s.synced = true
+		close(s.link.synced)
+	}
+}
+
+func (s *linkState) apply(m changed) {
+	if m.rev <= s.applied {
+		return // cannot happen: the session lists before it watches from past the list
+	}
+	events := m.events[:0:0]
+	for _, ev := range m.events {
+		if name, ok := strings.CutPrefix(ev.KV.Key, ReplicasPrefix); ok {
+			if ev.Kind == EventDelete {
+				delete(s.replicas, name)
+			} else {
+				s.register(name, ev.KV.Value)
+			}
+			continue
+		}
+		events = append(events, ev)
+	}
+	if len(events) > 0 {
+		s.link.opts.Sink.Apply(m.rev, events)
+		s.changes += uint64(len(events))
+		s.link.metrics.changes.Add(float64(len(events)))
+	}
+	s.advance(m.rev)
+}
+
+// register records a replica's registration; a value that does not parse
+// still lists the replica, by its key.
+func (s *linkState) register(name string, value []byte) {
+	r, err := decodeReplica(value)
+	if err != nil {
+		s.link.opts.Logger.Warn("fleet: unreadable replica registration", "replica", name, "err", err)
+	}
+	r.Name = name
+	s.replicas[name] = r
+}
+
+func (s *linkState) advance(rev int64) {
+	s.applied = rev
+	s.link.metrics.revision.Set(float64(rev))
+	old := s.link.progress.Load()
+	s.link.progress.Store(&progress{rev: rev, next: make(chan struct{})})
+	close(old.next)
+}
+
+func (s *linkState) conn(m connState) {
+	s.up = m.up
+	if m.err != nil {
+		s.lastErr, s.lastAt = m.err.Error(), m.at
+	}
+	s.link.metrics.connected.Set(map[bool]float64{false: 0, true: 1}[m.up])
+}
+
+func (s *linkState) publish() {
+	o := s.link.opts
+	st := &Status{
+		Self: SelfStatus{
+			Name: o.Name, Connected: s.up, Synced: s.synced, Revision: s.applied,
+			ChangesApplied: s.changes, Resyncs: s.resyncs, LastError: s.lastErr, LastErrorAt: s.lastAt,
+		},
+		Etcd:     EtcdStatus{Endpoints: slices.Clone(o.Etcd.Endpoints), Prefix: o.Etcd.Prefix},
+		Replicas: make([]Replica, 0, len(s.replicas)),
+	}
+	for _, r := range s.replicas {
+		st.Replicas = append(st.Replicas, r)
+	}
+	slices.SortFunc(st.Replicas, func(a, b Replica) int { return strings.Compare(a.Name, b.Name) })
+	s.link.status.Store(st)
+	if s.ref != nil {
+		s.ref.SetState(fmt.Sprintf("connected=%t revision=%d replicas=%d", s.up, s.applied, len(s.replicas)))
+	}
+}
+
+// Restart runs after the Sink panicked: what it holds is unknown, so the
+// session lists again and the Sink gets a fresh Reset.
+func (s *linkState) Restart() {
+	select {
+	case s.resync <- struct{}{}:
+	default: // one is already pending
+	}
+}
+
+// Stopped ends the session and waits for its goroutines, then wakes every
+// WaitApplied.
+func (s *linkState) Stopped() {
+	s.cancel()
+	s.wg.Wait()
+	s.link.metrics.connected.Set(0)
+	old := s.link.progress.Load()
+	s.link.progress.Store(&progress{rev: old.rev, next: make(chan struct{}), stopped: true})
+	close(old.next)
+}
