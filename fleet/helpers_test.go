@@ -213,4 +213,3 @@ func replicaNames(rs []Replica) []string {
 	}
 	return names
 }
-

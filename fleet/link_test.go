@@ -30,9 +30,9 @@ func TestListThenWatchInOrder(t *testing.T) {
 	l, sink := startLink(t, srv.Endpoint(), "a")
 	require.Equal(t, 1, sink.resets)
 	require.Equal(t, map[string]string{
-		"state/pools/web/policy":                      `"rr"`,
+		"state/pools/web/policy":                       `"rr"`,
 		"state/pools/web/backends/http%3A%2F%2Fa%3A80": `{"weight":1}`,
-		"elsewhere-not-under-prefix":                  "x",
+		"elsewhere-not-under-prefix":                   "x",
 	}, sink.values(), "the whole prefix, keys relative to it, nothing from /lbd2/")
 	listRev := sink.rev
 

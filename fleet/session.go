@@ -29,8 +29,10 @@ func (s *linkState) startSession() {
 // registration alive, and sends what it reads to the actor. One runs at a
 // time, so what it sends arrives in the order it read it.
 type session struct {
-	link   *Link
-	ref    interface{ Send(context.Context, any) error }
+	link *Link
+	ref  interface {
+		Send(context.Context, any) error
+	}
 	ctx    context.Context
 	resync <-chan struct{}
 }
