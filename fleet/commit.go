@@ -33,24 +33,7 @@ func (l *Link) Commit(ctx context.Context, ops ...Op) (int64, error) {
 	}
 	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), l.opts.RequestTimeout)
 	defer cancel()
-	prefix := l.opts.Etcd.Prefix
-	var conds []clientv3.Cmp
-	var then, orElse []clientv3.Op
-	var guarded []Op
-	for _, op := range ops {
-		key := prefix + op.Key
-		if op.IfModRevision != IfAny {
-			conds = append(conds, clientv3.Compare(clientv3.ModRevision(key), "=", op.IfModRevision))
-			orElse = append(orElse, clientv3.OpGet(key, clientv3.WithKeysOnly()))
-			guarded = append(guarded, op)
-		}
-		if op.Delete {
-			then = append(then, clientv3.OpDelete(key))
-		} else {
-			then = append(then, clientv3.OpPut(key, string(op.Value)))
-		}
-	}
-	resp, err := cli.Txn(ctx).If(conds...).Then(then...).Else(orElse...).Commit()
+	resp, err := l.txn(ops)(ctx, cli)
 	if err != nil {
 		if isUnavailable(err) {
 			l.metrics.commit("unavailable")
@@ -61,14 +44,44 @@ func (l *Link) Commit(ctx context.Context, ops ...Op) (int64, error) {
 	}
 	if !resp.Succeeded {
 		l.metrics.commit("conflict")
-		return 0, conflict(guarded, resp)
+		return 0, conflict(ops, resp)
 	}
 	l.metrics.commit("ok")
 	return resp.Header.Revision, nil
 }
 
+// txn builds the transaction of ops: If every guarded key still has its
+// ModRevision, Then every op, Else read the guarded keys back to name the
+// one that moved.
+func (l *Link) txn(ops []Op) func(context.Context, *clientv3.Client) (*clientv3.TxnResponse, error) {
+	prefix := l.opts.Etcd.Prefix
+	var conds []clientv3.Cmp
+	var then, orElse []clientv3.Op
+	for _, op := range ops {
+		key := prefix + op.Key
+		if op.IfModRevision != IfAny {
+			conds = append(conds, clientv3.Compare(clientv3.ModRevision(key), "=", op.IfModRevision))
+			orElse = append(orElse, clientv3.OpGet(key, clientv3.WithKeysOnly()))
+		}
+		if op.Delete {
+			then = append(then, clientv3.OpDelete(key))
+		} else {
+			then = append(then, clientv3.OpPut(key, string(op.Value)))
+		}
+	}
+	return func(ctx context.Context, cli *clientv3.Client) (*clientv3.TxnResponse, error) {
+		return cli.Txn(ctx).If(conds...).Then(then...).Else(orElse...).Commit()
+	}
+}
+
 // conflict names the first guarded op whose key no longer matches.
-func conflict(guarded []Op, resp *clientv3.TxnResponse) error {
+func conflict(ops []Op, resp *clientv3.TxnResponse) error {
+	var guarded []Op
+	for _, op := range ops {
+		if op.IfModRevision != IfAny {
+			guarded = append(guarded, op)
+		}
+	}
 	for i, op := range guarded {
 		var got int64
 		if r := resp.Responses[i].GetResponseRange(); r != nil && len(r.Kvs) > 0 {

@@ -34,6 +34,11 @@ type Options struct {
 	// RequestTimeout bounds each list, registration and commit (default
 	// 5s, and never less than dial_timeout).
 	RequestTimeout time.Duration
+	// Heartbeat is how often a live session reads its registration key
+	// (default 5s): it proves etcd answers with a leader, and it keeps the
+	// session's auth token in use (etcd expires simple tokens unused for
+	// --auth-token-ttl; the client fetches a new one when that happens).
+	Heartbeat time.Duration
 	// MinBackoff and MaxBackoff bound the wait between reconnection
 	// attempts, which doubles from min to max (defaults 100ms and 5s) with
 	// ±20% jitter so that replicas do not reconnect in step.
@@ -67,6 +72,9 @@ func (o *Options) fill() error {
 		o.RequestTimeout = 5 * time.Second
 	}
 	o.RequestTimeout = max(o.RequestTimeout, o.Etcd.DialTimeout.D())
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 5 * time.Second
+	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = 100 * time.Millisecond
 	}
@@ -88,10 +96,10 @@ type Link struct {
 
 	status   atomic.Pointer[Status]
 	progress atomic.Pointer[progress]
-	synced   chan struct{} // closed at the first Reset
-	live     atomic.Pointer[clientv3.Client]
-	lastErr  atomic.Pointer[error] // the session's last failure, for ErrUnavailable's cause
-	started  time.Time             // for the registration
+	synced   chan struct{}                   // closed at the first Reset
+	live     atomic.Pointer[clientv3.Client] // the live session's client; nil without one
+	lastErr  atomic.Pointer[error]           // the session's last failure, for ErrUnavailable's cause
+	started  time.Time                       // for the registration
 }
 
 // progress is the applied revision, published with a channel closed when

@@ -23,7 +23,7 @@ func TestListThenWatchInOrder(t *testing.T) {
 	c := srv.Client()
 	put(t, c, "state/pools/web/policy", `"rr"`)
 	put(t, c, "state/pools/web/backends/http%3A%2F%2Fa%3A80", `{"weight":1}`)
-	put(t, c, "elsewhere-not-under-prefix", "x") // same bytes after "/lbd/"? no: another prefix
+	put(t, c, "elsewhere-not-under-prefix", "x")
 	_, err := c.Put(context.Background(), "/lbd2/state", "other prefix")
 	require.NoError(t, err)
 
@@ -114,15 +114,17 @@ func TestConcurrentCommitsConflict(t *testing.T) {
 	ctx := context.Background()
 	base, err := a.Commit(ctx, Put("state/pools/web/backends/x", []byte(`{"drain":false}`), IfAbsent))
 	require.NoError(t, err)
+	require.NoError(t, a.WaitApplied(ctx, base))
 	require.NoError(t, b.WaitApplied(ctx, base))
 
 	for round := range 10 {
 		kv, _ := sinkA.get("state/pools/web/backends/x")
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
+		revs := make([]int64, 2)
 		for i, l := range []*Link{a, b} {
 			wg.Go(func() {
-				_, errs[i] = l.Commit(ctx,
+				revs[i], errs[i] = l.Commit(ctx,
 					Put("state/pools/web/backends/x", fmt.Appendf(nil, `{"by":%d,"round":%d}`, i, round), kv.ModRevision),
 					Put(fmt.Sprintf("state/side-effect-%d-%d", i, round), []byte("1"), IfAny))
 			})
@@ -145,9 +147,8 @@ func TestConcurrentCommitsConflict(t *testing.T) {
 				"the loser's transaction wrote nothing")
 		}
 		require.Equal(t, 1, won, "round %d: %v", round, errs)
-		st := etcdState(t, srv.Client())
-		require.NoError(t, a.WaitApplied(ctx, a.Status().Self.Revision))
-		sinkA.waitValues(t, st)
+		require.NoError(t, a.WaitApplied(ctx, max(revs[0], revs[1])))
+		require.Equal(t, etcdState(t, srv.Client()), sinkA.values())
 	}
 
 	_, err = b.Commit(ctx, Put("state/pools/web/backends/x", []byte("{}"), IfAbsent))

@@ -49,6 +49,10 @@ func (ss *session) run() {
 		}
 		ss.link.lastErr.Store(&err)
 		ss.tell(connState{up: false, err: err, at: time.Now()})
+		if errors.Is(err, errResync) {
+			o.Logger.Info("fleet: listing the state again", "reason", err)
+			continue // asked for, not a failure: no backoff
+		}
 		o.Logger.Warn("fleet: etcd session ended; reconnecting", "err", err, "retry_in", wait.String())
 		if time.Since(began) > 4*o.MaxBackoff {
 			wait = o.MinBackoff // it had been healthy: start the backoff over
@@ -103,6 +107,8 @@ func (ss *session) once() (err error) {
 	ss.link.live.Store(cli)
 	ss.tell(connState{up: true, at: time.Now()})
 	o.Logger.Info("fleet: etcd session up", "endpoints", o.Etcd.Endpoints, "revision", rev)
+	heartbeat := time.NewTicker(o.Heartbeat)
+	defer heartbeat.Stop()
 	for {
 		select {
 		case <-ss.ctx.Done():
@@ -111,6 +117,10 @@ func (ss *session) once() (err error) {
 			return err
 		case <-ss.resync:
 			return errResync
+		case <-heartbeat.C:
+			if err := ss.heartbeat(ctx, cli); err != nil {
+				return err
+			}
 		case _, ok := <-reg.keepalive:
 			if ok {
 				continue
@@ -134,6 +144,18 @@ func (ss *session) once() (err error) {
 			ss.deliver(wr.Events)
 		}
 	}
+}
+
+// heartbeat reads this replica's registration key, linearizably (so a
+// member without a leader fails it). Any failure ends the session.
+func (ss *session) heartbeat(ctx context.Context, cli *clientv3.Client) error {
+	o := ss.link.opts
+	rctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
+	defer cancel()
+	if _, err := cli.Get(rctx, o.Etcd.Prefix+ReplicasPrefix+o.Name, clientv3.WithKeysOnly()); err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	return nil
 }
 
 // list reads the whole prefix at one revision and hands it to the actor.
@@ -203,7 +225,7 @@ func watchEnded(wr clientv3.WatchResponse) error {
 	case wr.Err() != nil:
 		return fmt.Errorf("watch: %w", wr.Err())
 	case wr.Canceled:
-		return fmt.Errorf("watch canceled: %s", wr.CancelReason)
+		return errors.New("watch canceled by etcd")
 	}
 	return nil
 }
