@@ -135,7 +135,7 @@ func startLink(t *testing.T, endpoint, name string, opts ...linkOpt) (*Link, *re
 	o := Options{
 		Etcd: config.Etcd{Endpoints: []string{endpoint}, Prefix: prefix, DialTimeout: config.Duration(time.Second)},
 		Name: name, AdminAddress: "127.0.0.1:3031", Version: "test", Sink: sink,
-		LeaseTTL: 2 * time.Second, RequestTimeout: 2 * time.Second,
+		LeaseTTL: 2 * time.Second, RequestTimeout: 2 * time.Second, Heartbeat: 300 * time.Millisecond,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		Registerer: prometheus.NewRegistry(), Logger: quiet,
 	}
