@@ -55,8 +55,10 @@ type Server struct {
 	t       testing.TB
 	opts    Options
 	dir     string // data dir and log
+	name    string // member name
 	client  int    // client port
 	peer    int    // peer port
+	cluster string // --initial-cluster: name=peerURL of every member
 	rootPwd string // set by EnableAuth
 
 	mu     sync.Mutex
@@ -72,11 +74,12 @@ func Start(t testing.TB, o Options) *Server {
 	if _, err := os.Stat(Binary()); err != nil {
 		t.Skipf("etcd not available (%v): install Debian's etcd-server package (apt-get install etcd-server) or set LBD_ETCD", err)
 	}
-	s := &Server{t: t, opts: o, dir: t.TempDir()}
+	s := &Server{t: t, opts: o, dir: t.TempDir(), name: "test"}
 	t.Cleanup(s.Kill)
 	var err error
 	for range 3 {
 		s.client, s.peer = FreePort(t), FreePort(t)
+		s.cluster = s.name + "=" + s.peerURL()
 		if err = s.start(); err == nil {
 			return s
 		}
@@ -114,15 +117,30 @@ func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.client) }
 // DataDir is the member's data directory, kept across restarts.
 func (s *Server) DataDir() string { return filepath.Join(s.dir, "data") }
 
+func (s *Server) peerURL() string { return "http://127.0.0.1:" + strconv.Itoa(s.peer) }
+
 func (s *Server) start() error {
-	peer := "http://127.0.0.1:" + strconv.Itoa(s.peer)
+	exited, err := s.spawn()
+	if err != nil {
+		return err
+	}
+	if err := s.waitReady(exited); err != nil {
+		s.Kill()
+		return fmt.Errorf("%w; etcd log:\n%s", err, tail(s.Log(), 2000))
+	}
+	return nil
+}
+
+// spawn starts the process without waiting for it to serve.
+func (s *Server) spawn() (<-chan struct{}, error) {
+	peer := s.peerURL()
 	args := []string{
-		"--name", "test", "--data-dir", s.DataDir(),
+		"--name", s.name, "--data-dir", s.DataDir(),
 		"--listen-client-urls", s.Endpoint(), "--advertise-client-urls", s.Endpoint(),
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "test=" + peer, "--initial-cluster-state", "new",
+		"--initial-cluster", s.cluster, "--initial-cluster-state", "new",
 		"--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn",
-		// A single member elects itself at once; short ticks make that fast.
+		// Short ticks make elections fast (a lone member elects itself at once).
 		"--heartbeat-interval", "50", "--election-timeout", "500",
 	}
 	if s.opts.AuthTokenTTL > 0 {
@@ -137,18 +155,14 @@ func (s *Server) start() error {
 	log := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", Binary(), err)
+		return nil, fmt.Errorf("start %s: %w", Binary(), err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	s.mu.Lock()
 	s.cmd, s.exited, s.log = cmd, exited, log
 	s.mu.Unlock()
-	if err := s.waitReady(exited); err != nil {
-		s.Kill()
-		return fmt.Errorf("%w; etcd log:\n%s", err, tail(log.String(), 2000))
-	}
-	return nil
+	return exited, nil
 }
 
 // waitReady polls until a Get answers (a member that serves reads has a
