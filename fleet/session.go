@@ -79,6 +79,10 @@ func (ss *session) once() (err error) {
 	if err != nil {
 		return fmt.Errorf("connect to %v: %w", o.Etcd.Endpoints, err)
 	}
+	if err := awaitReady(ss.ctx, cli, o.Etcd.DialTimeout.D()); err != nil {
+		cli.Close()
+		return fmt.Errorf("connect to %v: %w", o.Etcd.Endpoints, err)
+	}
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ss.ctx))
 	lost := make(chan error, 1)
 	done := make(chan struct{})
@@ -254,6 +258,25 @@ func (ss *session) kv(kv *mvccpb.KeyValue) KV {
 	}
 }
 
+// awaitReady waits up to d for the client's connection to be ready, so
+// that an etcd that is down costs a reconnection attempt dial_timeout, not
+// a request timeout, and says so.
+func awaitReady(ctx context.Context, cli *clientv3.Client, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	conn := cli.ActiveConnection()
+	conn.Connect()
+	for {
+		st := conn.GetState()
+		if st == connectivity.Ready {
+			return nil
+		}
+		if !conn.WaitForStateChange(ctx, st) {
+			return fmt.Errorf("no connection within %s (%s)", d, st)
+		}
+	}
+}
+
 // watchConn reports on lost when the client's connection, once ready,
 // leaves the ready state: the link is then unavailable until a new session
 // has listed again. It returns when ctx ends.
@@ -268,7 +291,7 @@ func watchConn(ctx context.Context, cli *clientv3.Client, lost chan<- error) {
 			continue
 		}
 		if ready {
-			lost <- fmt.Errorf("connection to etcd lost (%s)", st)
+			lost <- fmt.Errorf("connection to %s lost (now %s)", cli.Endpoints(), st)
 			return
 		}
 	}
