@@ -49,10 +49,6 @@ func (ss *session) run() {
 		}
 		ss.link.lastErr.Store(&err)
 		ss.tell(connState{up: false, err: err, at: time.Now()})
-		if errors.Is(err, errResync) {
-			o.Logger.Info("fleet: listing the state again", "reason", err)
-			continue // asked for, not a failure: no backoff
-		}
 		o.Logger.Warn("fleet: etcd session ended; reconnecting", "err", err, "retry_in", wait.String())
 		if time.Since(began) > 4*o.MaxBackoff {
 			wait = o.MinBackoff // it had been healthy: start the backoff over
