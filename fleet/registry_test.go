@@ -41,7 +41,10 @@ func TestRegistry(t *testing.T) {
 	waitStatus(t, a, "c to expire", func(s *Status) bool { return slices.Equal(replicaNames(s.Replicas), []string{"a", "b"}) })
 	gone := time.Since(cut)
 	t.Logf("a replica cut off left the list after %s (lease TTL %s)", gone.Round(time.Millisecond), ttl)
-	require.Less(t, gone, ttl+time.Second, "within the TTL, give or take etcd's expiry check")
+	// The lease ends TTL after its last keepalive (sent every TTL/3);
+	// etcd looks for expired leases every 500ms. Twice the TTL leaves room
+	// for a loaded machine without letting "never" pass.
+	require.Less(t, gone, 2*ttl)
 
 	stopped := time.Now()
 	stopLink(t, b)
