@@ -70,6 +70,39 @@ type Config struct {
 	// "default" (pools.go).
 	Pools  map[string]Pool `json:"pools,omitempty"`
 	Routes []Route         `json:"routes,omitempty"`
+	// Fleet, when set, makes this lbd one replica of several that share
+	// their runtime state (admin changes) through etcd; nil runs alone.
+	Fleet *Fleet `json:"fleet,omitempty"`
+}
+
+// Fleet configures fleet mode: the runtime overlay (backends added or
+// removed through the admin API, drain, weight, cap, policy, sticky, canary)
+// lives under Etcd.Prefix instead of in state_file, and every replica
+// applies it from its watch.
+type Fleet struct {
+	Etcd Etcd `json:"etcd"`
+	// Name identifies this replica under <prefix>replicas/. Empty: the
+	// daemon calls ReplicaName (host name and admin address).
+	Name string `json:"name"`
+}
+
+// Etcd is how a replica reaches the etcd cluster.
+type Etcd struct {
+	Endpoints []string `json:"endpoints"`
+	// Prefix is prepended to every key lbd reads or writes ("/lbd/").
+	Prefix      string   `json:"prefix"`
+	DialTimeout Duration `json:"dial_timeout"`
+	// Username and PasswordFile, both or neither, log in to an etcd with
+	// authentication on; the file holds the password (trailing white space
+	// is trimmed), so it stays out of the config file.
+	Username     string `json:"username"`
+	PasswordFile string `json:"password_file"`
+	// CAFile verifies the servers of https endpoints (system roots when
+	// empty); CertFile and KeyFile, both or neither, are the client
+	// certificate an etcd with --client-cert-auth asks for.
+	CAFile   string `json:"ca_file"`
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
 }
 
 // Admin configures the admin listener (admin REST, /metrics, /debug).

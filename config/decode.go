@@ -16,7 +16,10 @@ import (
 	"strings"
 )
 
-var configType = reflect.TypeFor[Config]()
+var (
+	configType = reflect.TypeFor[Config]()
+	fleetType  = reflect.TypeFor[Fleet]()
+)
 
 // elemDefault is the value an element of a slice of t starts from before
 // its JSON is applied: DefaultBackend and DefaultDiscovery, else the zero value.
@@ -79,6 +82,14 @@ func (d *decoder) value(path string, raw json.RawMessage, v reflect.Value) {
 		d.array(path, raw, v)
 	case reflect.Map:
 		d.mapObject(path, raw, v, func() reflect.Value { return reflect.New(v.Type().Elem()).Elem() })
+	case reflect.Pointer: // an optional section: present means on, from its defaults
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+			if v.Type().Elem() == fleetType {
+				v.Elem().Set(reflect.ValueOf(DefaultFleet()))
+			}
+		}
+		d.value(path, raw, v.Elem())
 	default:
 		if err := json.Unmarshal(raw, v.Addr().Interface()); err != nil {
 			d.add(path, wantMessage(v.Kind(), raw))

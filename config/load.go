@@ -249,6 +249,11 @@ func (c *Config) Clone() *Config {
 		out.Routes[i].Match.Header = maps.Clone(r.Match.Header)
 		out.Routes[i].Match.Method = slices.Clone(r.Match.Method)
 	}
+	if c.Fleet != nil {
+		f := *c.Fleet
+		f.Etcd.Endpoints = slices.Clone(f.Etcd.Endpoints)
+		out.Fleet = &f
+	}
 	return &out
 }
 
@@ -264,6 +269,11 @@ func (c *Config) Redacted() *Config {
 		redactBackends(p.Backends)
 		p.Canary.Backend = redactURL(p.Canary.Backend)
 		out.Pools[name] = p
+	}
+	if out.Fleet != nil {
+		for i, ep := range out.Fleet.Etcd.Endpoints {
+			out.Fleet.Etcd.Endpoints[i] = redactURL(ep)
+		}
 	}
 	return out
 }

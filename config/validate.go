@@ -158,6 +158,12 @@ func (c *Config) Validate() error {
 	k.notNegative("shutdown_grace", c.ShutdownGrace, "stop without waiting")
 	k.pools(c)
 	k.routes(c)
+	if c.Fleet != nil {
+		k.fleet(c.Fleet)
+		if c.StateFile != "" {
+			k.add("state_file", "with fleet, state_file is not used; remove it")
+		}
+	}
 	return k.err()
 }
 

@@ -114,6 +114,49 @@ func TestValidate(t *testing.T) {
 			{"timeouts.max_header_bytes", "must not be negative (0 means Go's default of 1 MB), got -1"},
 		}},
 		{"metrics dump off ignores keep", func(c *Config) { c.MetricsDump.Keep = 0 }, nil},
+		{"fleet defaults", func(c *Config) { f := DefaultFleet(); c.Fleet = &f }, nil},
+		{"fleet over tls with a client certificate and a login", func(c *Config) {
+			c.Fleet = &Fleet{Name: "eu-1", Etcd: Etcd{
+				Endpoints: []string{"https://e1:2379", "https://[2001:db8::1]:2379"}, Prefix: "/lbd/prod/",
+				DialTimeout: Duration(time.Second), Username: "lbd", PasswordFile: "/p",
+				CAFile: "/ca", CertFile: "/c", KeyFile: "/k",
+			}}
+		}, nil},
+		{"fleet with state_file", func(c *Config) { f := DefaultFleet(); c.Fleet = &f; c.StateFile = "/var/lib/lbd/s.json" },
+			[]Problem{{"state_file", "with fleet, state_file is not used; remove it"}}},
+		{"fleet", func(c *Config) {
+			c.Fleet = &Fleet{Name: "a/b", Etcd: Etcd{
+				Endpoints:   []string{"https://e1:2379", "http://e2:2379", "e3:2379", "unix:///run/etcd.sock", "http://e4", "http://u:p@e5:1"},
+				Prefix:      "/lbd",
+				Username:    "lbd",
+				KeyFile:     "/k",
+				DialTimeout: 0,
+			}}
+		}, []Problem{
+			{"fleet.etcd.endpoints[1]", `"http://e2:2379" uses http while the first endpoint uses https; one cluster is reached one way`},
+			{"fleet.etcd.endpoints[2]", `"e3:2379" is not a URL such as "http://127.0.0.1:2379"`},
+			{"fleet.etcd.endpoints[3]", `"unix:///run/etcd.sock" has scheme "unix"; etcd client URLs are http or https`},
+			{"fleet.etcd.endpoints[4]", `"http://e4" needs a host and a port, as in "http://127.0.0.1:2379"`},
+			{"fleet.etcd.endpoints[5]", `"http://u:p@e5:1" must be only scheme, host and port`},
+			{"fleet.etcd.prefix", `must end with "/" so that its keys stay apart from a longer prefix, as in "/lbd/"`},
+			{"fleet.etcd.dial_timeout", `must be a positive duration such as "1s", got 0s`},
+			{"fleet.etcd.password_file", "must be set when fleet.etcd.username is set (the file holds the password)"},
+			{"fleet.etcd.cert_file", "must be set when fleet.etcd.key_file is set (set both for a client certificate, or neither)"},
+			{"fleet.name", `must not contain "/": it is one key segment under <prefix>replicas/, got "a/b"`},
+		}},
+		{"fleet tls files over http", func(c *Config) {
+			f := DefaultFleet()
+			f.Etcd.CAFile, f.Etcd.PasswordFile = "/ca", "/p"
+			f.Etcd.Endpoints = nil
+			c.Fleet = &f
+		}, []Problem{
+			{"fleet.etcd.endpoints", `must list at least one etcd client URL, such as "http://127.0.0.1:2379"`},
+			{"fleet.etcd.username", "must be set when fleet.etcd.password_file is set"},
+		}},
+		{"fleet ca over http", func(c *Config) { f := DefaultFleet(); f.Etcd.CAFile = "/ca"; f.Name = "a b"; c.Fleet = &f }, []Problem{
+			{"fleet.etcd.ca_file", "is only used with https endpoints"},
+			{"fleet.name", `must not contain spaces or control characters, got "a b"`},
+		}},
 		{"shutdown grace", func(c *Config) { c.ShutdownGrace = Duration(-1) },
 			[]Problem{{"shutdown_grace", "must not be negative (0 means stop without waiting), got -1ns"}}},
 	} {
