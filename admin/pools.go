@@ -108,6 +108,16 @@ func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, s.o.Discovery())
 }
 
+// fleet is GET /admin/fleet: this replica (name, connected, revision
+// applied), the etcd it talks to and the live replicas.
+func (s *Server) fleet(w http.ResponseWriter, _ *http.Request) {
+	if s.o.Fleet == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"enabled": false})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.o.Fleet())
+}
+
 // outliers is GET /admin/outliers: the backends of the pool that the
 // outlier detector has ejected right now, why, since when, until when and
 // how many times each was ejected. The report is read, never asked, so the

@@ -24,6 +24,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,7 @@ import (
 	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/controller"
 	"github.com/lbd/lbd/discovery"
+	"github.com/lbd/lbd/fleet"
 	"github.com/lbd/lbd/proxy"
 	"github.com/lbd/lbd/routing"
 	"github.com/lbd/lbd/scheduler"
@@ -75,6 +77,7 @@ type Daemon struct {
 	stateW    *prometheus.CounterVec
 
 	discoveryMetrics *discovery.Metrics
+	fleet            atomic.Pointer[fleet.Link] // nil unless fleet mode is on and the link started
 
 	owner   *owner
 	servers *servers
@@ -134,7 +137,7 @@ func New(o Options) (_ *Daemon, err error) {
 		Control: d, Registry: d.registry, Gatherer: d.prom, Logger: d.log,
 		Token: token, Config: d.owner.effectiveConfig, Checks: d.selftestChecks(),
 		Traffic: d.trafficFigures, Admission: func() any { return d.AdmissionStatus() }, Advisory: d.advisoryReport,
-		Outliers: d.owner.outlierReport, Discovery: d.owner.discoveryStatus,
+		Outliers: d.owner.outlierReport, Discovery: d.owner.discoveryStatus, Fleet: d.fleetStatus,
 	})
 	d.prom.MustRegister(admin.NewCollector(d, d.registry))
 	return d, nil
@@ -166,6 +169,9 @@ func (d *Daemon) Start() error {
 		return err
 	}
 	d.servers = s
+	if err := d.startFleet(); err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
 	t := d.owner.table()
 	backends := 0
 	for _, p := range t.Pools {

@@ -10,6 +10,7 @@ import (
 	"github.com/lbd/lbd/actor"
 	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/discovery"
+	"github.com/lbd/lbd/fleet"
 	"github.com/lbd/lbd/routing"
 )
 
@@ -39,6 +40,7 @@ type owner struct {
 	cur     *routing.Table
 	pools   map[string]*poolRuntime
 	sources map[sourceKey]*runningSource // discovery sources (discovery.go)
+	fkv     map[string]fleet.KV          // fleet mode: the keys of the overlay, with their revisions (fleet.go)
 	pending []chan<- error               // answers waiting for the next state write
 	dirty   bool                         // the state changed since the last write
 
@@ -121,6 +123,10 @@ func (o *owner) Receive(msg any) {
 		o.flush()
 	case discoveredMsg:
 		o.discovered(m)
+	case fleetStateMsg:
+		o.applyFleet(m)
+	case fleetPlanMsg:
+		m.reply <- o.planFleet(m.c)
 	case syncSourcesMsg:
 		ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 		err := o.syncSources(ctx, o.file)
@@ -135,6 +141,9 @@ func (o *owner) Receive(msg any) {
 // Apply makes an admin change and returns once it is carried out and
 // written to the state file.
 func (o *owner) Apply(ctx context.Context, c routing.Change) error {
+	if link := o.d.fleet.Load(); link != nil {
+		return o.applyViaFleet(ctx, link, c)
+	}
 	err, askErr := actor.Ask(ctx, o.ref, func(r chan<- error) any { return applyMsg{c, r} })
 	if askErr != nil {
 		return askErr

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/lbd/lbd/config"
-	"github.com/lbd/lbd/fleet/internal/etcdtest"
+	"github.com/lbd/lbd/internal/etcdtest"
 )
 
 // timingSink notes when each revision reached it.

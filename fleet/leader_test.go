@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lbd/lbd/fleet/internal/etcdtest"
+	"github.com/lbd/lbd/internal/etcdtest"
 )
 
 // TestMemberWithoutLeader: the link's member stays up but loses its

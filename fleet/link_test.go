@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/lbd/lbd/fleet/internal/etcdtest"
+	"github.com/lbd/lbd/internal/etcdtest"
 )
 
 // TestListThenWatchInOrder: the state written before the link starts comes

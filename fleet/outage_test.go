@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lbd/lbd/fleet/internal/etcdtest"
+	"github.com/lbd/lbd/internal/etcdtest"
 )
 
 // TestEtcdOutage: with etcd down (killed, or stopped cleanly) Commit

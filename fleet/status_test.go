@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lbd/lbd/fleet/internal/etcdtest"
+	"github.com/lbd/lbd/internal/etcdtest"
 )
 
 // TestStatusJSON pins the body of GET /admin/fleet (docs/FLEET.md).
