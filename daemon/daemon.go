@@ -24,6 +24,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,8 @@ import (
 	"github.com/lbd/lbd/admin"
 	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/controller"
+	"github.com/lbd/lbd/discovery"
+	"github.com/lbd/lbd/fleet"
 	"github.com/lbd/lbd/proxy"
 	"github.com/lbd/lbd/routing"
 	"github.com/lbd/lbd/scheduler"
@@ -72,6 +75,9 @@ type Daemon struct {
 	certs     *certStore // nil without tls
 	reloads   *prometheus.CounterVec
 	stateW    *prometheus.CounterVec
+
+	discoveryMetrics *discovery.Metrics
+	fleet            atomic.Pointer[fleet.Link] // nil unless fleet mode is on and the link started
 
 	owner   *owner
 	servers *servers
@@ -122,6 +128,9 @@ func New(o Options) (_ *Daemon, err error) {
 	if err := d.startObservers(cfg); err != nil {
 		return nil, err
 	}
+	if d.discoveryMetrics, err = discovery.NewMetrics(d.prom); err != nil {
+		return nil, err
+	}
 	if d.owner, err = startOwner(d, cfg); err != nil {
 		return nil, err
 	}
@@ -130,7 +139,7 @@ func New(o Options) (_ *Daemon, err error) {
 		Control: d, Registry: d.registry, Gatherer: d.prom, Logger: d.log,
 		Token: token, Config: d.owner.effectiveConfig, Checks: d.selftestChecks(),
 		Traffic: d.trafficFigures, Admission: func() any { return d.AdmissionStatus() }, Advisory: d.advisoryReport,
-		Outliers: d.owner.outlierReport,
+		Outliers: d.owner.outlierReport, Discovery: d.owner.discoveryStatus, Fleet: d.fleetStatus,
 	})
 	d.prom.MustRegister(admin.NewCollector(d, d.registry))
 	return d, nil
@@ -162,6 +171,9 @@ func (d *Daemon) Start() error {
 		return err
 	}
 	d.servers = s
+	if err := d.startFleet(); err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
 	d.logStart(cfg, s)
 	d.watchReady()
 	return nil

@@ -13,6 +13,10 @@ import (
 // readiness (sd_notify's READY=1 in cmd/lbd), and the access log's reopen
 // for logrotate.
 
+// noBackendsWarning is logged at start when nothing can bring a backend in
+// but an admin call: no backends, no discovery source, no fleet.
+const noBackendsWarning = "no backends and no discovery: every request will be answered 503 no-backend until one is added (POST /admin/backends, or backends or discovery in the config file and SIGHUP)"
+
 // logStart writes the one start line, with the numbers lbd runs with: the
 // effective table (the file with the state file's admin changes laid over
 // it), so a backend restored from the state counts.
@@ -32,13 +36,14 @@ func (d *Daemon) logStart(cfg *config.Config, s *servers) {
 			}
 		}
 	}
+	sources := len(wantedSources(cfg))
 	d.log.Info("lbd started", "version", d.opts.Version, "listen", s.dataAddr(), "admin", s.adminAddr(),
 		"pools", len(t.Pools), "routes", len(t.Routes), "backends", backends, "backends_by_pool", byPool,
-		"restored_from_state", restored, "draining", draining,
+		"restored_from_state", restored, "draining", draining, "discovery_sources", sources, "fleet", cfg.Fleet != nil,
 		"policy", t.Pools[0].Policy, "max_inflight", cfg.Admission.MaxInflight, "aimd", cfg.AIMD.Enabled,
 		"health", !cfg.Health.Disabled, "tls", cfg.TLS.CertFile != "", "state_file", cfg.StateFile)
-	if backends == 0 {
-		d.log.Warn("no backends in any pool: every request will be answered 503 no-backend until one is added (POST /admin/backends, or backends in the config file and SIGHUP)")
+	if backends == 0 && sources == 0 && cfg.Fleet == nil {
+		d.log.Warn(noBackendsWarning)
 	}
 }
 

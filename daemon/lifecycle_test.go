@@ -97,15 +97,28 @@ func TestStartLineCountsEveryPoolAndTheRestored(t *testing.T) {
 	require.Equal(t, map[string]any{"default": 2.0, "api": 1.0}, s["backends_by_pool"])
 	require.EqualValues(t, 2, s["pools"])
 	require.EqualValues(t, 2, s["routes"])
-	require.Empty(t, logs.find("no backends in any pool: every request will be answered 503 no-backend until one is added (POST /admin/backends, or backends in the config file and SIGHUP)"))
+	require.Empty(t, logs.find(noBackendsWarning))
 }
 
 func TestStartWithoutBackendsWarns(t *testing.T) {
 	logs := &jsonLog{}
 	runLBD(t, testConfig(nil, nil), logs.logger(), nil)
-	w := logs.find("no backends in any pool: every request will be answered 503 no-backend until one is added (POST /admin/backends, or backends in the config file and SIGHUP)")
+	w := logs.find(noBackendsWarning)
 	require.Len(t, w, 1)
 	require.Equal(t, "WARN", w[0]["level"])
+}
+
+// A pool whose backends come from DNS is not empty for long: no warning.
+func TestStartWithDiscoveryOnlyDoesNotWarn(t *testing.T) {
+	cfg := testConfig(nil, nil)
+	src := config.DefaultDiscovery()
+	src.DNS, src.Type, src.Port, src.Resolver = "web.example", "a", 8080, "127.0.0.1:1" // nobody answers: it stays empty
+	cfg.Discovery = []config.Discovery{src}
+	require.NoError(t, cfg.Validate())
+	logs := &jsonLog{}
+	runLBD(t, cfg, logs.logger(), nil)
+	require.Empty(t, logs.find(noBackendsWarning))
+	require.EqualValues(t, 1, logs.find("lbd started")[0]["discovery_sources"])
 }
 
 // hangingBackend accepts connections and never answers: its health probes
