@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"flag"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -49,4 +52,26 @@ func TestBadUsageExitsTwo(t *testing.T) {
 		require.Contains(t, errb.String(), c.want)
 		require.Contains(t, errb.String(), "lbd -h", "%v: says where the usage is", c.args)
 	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			io.WriteString(w, "ok")
+			return
+		}
+		http.Error(w, "no", http.StatusServiceUnavailable)
+	}))
+	defer ok.Close()
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run([]string{"-healthcheck", ok.URL + "/healthz"}, &out, &errb), errb.String())
+	require.Equal(t, 1, run([]string{"-healthcheck", ok.URL + "/readyz"}, &out, &errb))
+	require.Contains(t, errb.String(), "503")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	errb.Reset()
+	require.Equal(t, 1, run([]string{"-healthcheck", "http://" + addr + "/healthz"}, &out, &errb), "nothing listens")
+	require.Contains(t, errb.String(), "connection refused")
 }

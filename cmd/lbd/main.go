@@ -4,6 +4,7 @@
 //	lbd -demo                                         run with embedded demo backends in two pools
 //	lbd -check -config FILE                           validate a config file
 //	lbd -version                                      print version information
+//	lbd -healthcheck URL                              GET URL, exit 0 on 200 (container HEALTHCHECK)
 //	lbd -h                                            the usage, grouped
 //
 // This is the entry point only: flags, environment, signals (lifecycle.go:
@@ -39,8 +40,8 @@ func main() {
 }
 
 type flags struct {
-	config, listen, admin, pidfile string
-	demo, check, version           bool
+	config, listen, admin, pidfile, healthcheck string
+	demo, check, version                        bool
 }
 
 // errHelp is -h, -help or "lbd help": the usage, and exit 0.
@@ -79,6 +80,7 @@ func flagSet(f *flags, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&f.demo, "demo", false, "start embedded demo backends on loopback, in two pools, and balance over them")
 	fs.BoolVar(&f.check, "check", false, "validate the -config file and the files it names, and exit: 0 ok, 1 problems")
 	fs.BoolVar(&f.version, "version", false, "print version, Go version and commit, and exit")
+	fs.StringVar(&f.healthcheck, "healthcheck", "", "GET `URL` (the admin /healthz) and exit 0 on 200, else 1: a container HEALTHCHECK without curl")
 	return fs
 }
 
@@ -96,6 +98,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case f.check:
 		return check(f.config, stdout, stderr)
+	case f.healthcheck != "":
+		return healthcheck(f.healthcheck, stdout, stderr)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	// Signals are caught from here on: a SIGHUP or SIGUSR1 while lbd

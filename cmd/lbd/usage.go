@@ -15,7 +15,7 @@ var usageGroups = []struct {
 }{
 	{"Run", []string{"config", "listen", "admin", "pidfile"}},
 	{"Try it", []string{"demo"}},
-	{"Check and inspect", []string{"check", "version"}},
+	{"Check and inspect", []string{"check", "healthcheck", "version"}},
 }
 
 const usageHead = `lbd is an HTTP load balancer daemon.
@@ -24,6 +24,7 @@ Usage:
   lbd [-config FILE] [-listen ADDR] [-admin ADDR] [-pidfile FILE]
   lbd -demo
   lbd -check -config FILE
+  lbd -healthcheck URL
   lbd -version | -h
 `
 
