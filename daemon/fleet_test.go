@@ -158,10 +158,11 @@ func TestFleetSurvivesAnEtcdOutage(t *testing.T) {
 	mustAdmin(t, A.adminURL, "POST", "/admin/undrain?url="+bs[0].URL(), "")
 	eventually(t, time.Second, "changes propagate again", func() bool { return B.state(bs[0].URL()) != "draining" })
 	close(stop)
-	for _, tot := range []loadTotals{<-ta, <-tb} {
+	for i, tot := range []loadTotals{<-ta, <-tb} {
 		require.Zero(t, tot.errors, "no client error through the outage")
 		require.Empty(t, tot.other)
 		require.Positive(t, tot.ok)
+		t.Logf("replica %c through the etcd outage and restart: %d requests, all 200", 'A'+i, tot.ok)
 	}
 }
 

@@ -359,3 +359,14 @@ func TestReloadAddsAnHTTPSBackendWithItsOwnCA(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "HTTP/2.0", resp.Header.Get("X-Seen-Proto"))
 }
+
+func TestCheckNamesMissingFleetFiles(t *testing.T) {
+	cfg := config.Default()
+	f := config.DefaultFleet()
+	f.Etcd.PasswordFile, f.Etcd.Username = filepath.Join(t.TempDir(), "nope"), "lbd"
+	cfg.Fleet = &f
+	probs := CheckFiles(cfg, time.Now())
+	require.Len(t, probs, 1)
+	require.Equal(t, "fleet.etcd.password_file", probs[0].Path)
+	require.Contains(t, probs[0].Message, "no such file")
+}
