@@ -19,17 +19,18 @@ const noBackendsWarning = "no backends and no discovery: every request will be a
 
 // logStart writes the one start line, with the numbers lbd runs with: the
 // effective table (the file with the state file's admin changes laid over
-// it), so a backend restored from the state counts.
+// it), so a backend restored from the state counts; admin_added counts
+// the backends that admin changes added (from the state file or the fleet).
 func (d *Daemon) logStart(cfg *config.Config, s *servers) {
 	t := d.owner.table()
 	byPool := make(map[string]int, len(t.Pools))
-	backends, restored, draining := 0, 0, 0
+	backends, adminAdded, draining := 0, 0, 0
 	for _, p := range t.Pools {
 		byPool[p.Name] = len(p.Backends)
 		backends += len(p.Backends)
 		for _, b := range p.Backends {
 			if b.Source == routing.SourceAdmin {
-				restored++
+				adminAdded++
 			}
 			if b.Draining {
 				draining++
@@ -39,7 +40,7 @@ func (d *Daemon) logStart(cfg *config.Config, s *servers) {
 	sources := len(wantedSources(cfg))
 	d.log.Info("lbd started", "version", d.opts.Version, "listen", s.dataAddr(), "admin", s.adminAddr(),
 		"pools", len(t.Pools), "routes", len(t.Routes), "backends", backends, "backends_by_pool", byPool,
-		"restored_from_state", restored, "draining", draining, "discovery_sources", sources, "fleet", cfg.Fleet != nil,
+		"admin_added", adminAdded, "draining", draining, "discovery_sources", sources, "fleet", cfg.Fleet != nil,
 		"policy", t.Pools[0].Policy, "max_inflight", cfg.Admission.MaxInflight, "aimd", cfg.AIMD.Enabled,
 		"health", !cfg.Health.Disabled, "tls", cfg.TLS.CertFile != "", "state_file", cfg.StateFile)
 	if backends == 0 && sources == 0 && cfg.Fleet == nil {

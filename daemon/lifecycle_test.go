@@ -93,7 +93,7 @@ func TestStartLineCountsEveryPoolAndTheRestored(t *testing.T) {
 	require.Len(t, started, 1)
 	s := started[0]
 	require.EqualValues(t, 3, s["backends"], "the restored backend runs and counts")
-	require.EqualValues(t, 1, s["restored_from_state"])
+	require.EqualValues(t, 1, s["admin_added"])
 	require.Equal(t, map[string]any{"default": 2.0, "api": 1.0}, s["backends_by_pool"])
 	require.EqualValues(t, 2, s["pools"])
 	require.EqualValues(t, 2, s["routes"])
