@@ -29,10 +29,20 @@ type dnsKey struct {
 
 func startDNS(t *testing.T) *testDNS {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	require.NoError(t, err)
+	// The kernel picks a free UDP port; the same number over TCP may be
+	// some connection's local port at that moment: try another one then.
+	var pc net.PacketConn
+	var ln net.Listener
+	for attempt := 0; ; attempt++ {
+		var err error
+		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, err)
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		require.Less(t, attempt, 20, "no port free for both UDP and TCP: %v", err)
+	}
 	z := &testDNS{addr: pc.LocalAddr().String(), records: map[dnsKey][]dns.RR{}}
 	z.udp = &dns.Server{PacketConn: pc, Handler: z}
 	z.tcp = &dns.Server{Listener: ln, Handler: z}
