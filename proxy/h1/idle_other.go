@@ -1,0 +1,10 @@
+//go:build !linux
+
+package h1
+
+// idleOK cannot peek at the socket here; a connection the backend closed
+// fails at the first read and the request goes again on a new connection
+// when that is safe (Transport.RoundTrip).
+func (c *conn) idleOK() bool { return true }
+
+func (c *conn) peek(uintptr) bool { return true }
