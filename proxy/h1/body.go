@@ -21,7 +21,7 @@ type bodyKind uint8
 const (
 	lengthBody  bodyKind = iota // Content-Length bytes
 	chunkedBody                 // chunked coding, then trailers
-	untilClose                 // until the backend closes the connection
+	untilClose                  // until the backend closes the connection
 )
 
 // frame decides how the response's body is delimited (RFC 9112 6.3), as
