@@ -138,6 +138,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.admitter = a
 		defer st.leaveAdmission()
 	}
+	if st.continue100 { // see protocols.go
+		w.WriteHeader(http.StatusContinue)
+	}
 	h.active.Add(1)
 	defer func() { // deferred: ReverseProxy aborts a broken response by panicking
 		h.active.Add(-1)

@@ -15,21 +15,22 @@ const maxTries = 8
 // ResponseWriter that records what was sent. One allocation per request.
 type reqState struct {
 	http.ResponseWriter
-	id, client string
-	start      time.Time
-	headers    time.Duration // from start to the response headers, 0 until sent
-	status     int
-	bytes      int64
-	wrote      bool // response headers (or bytes) reached the client: no retry after that
-	backend    *backendactor.Handle
-	up         *upstream
-	upstream   time.Duration // time to the chosen backend's response headers
-	tries      [maxTries]*backendactor.Handle
-	attempts   int
-	rejected   string       // X-Lbd-Reject reason, if lbd answered itself
-	grpc       *grpcCall    // set for gRPC calls: lbd answers them in gRPC
-	upgrade    *upgradeConn // set when the request asks to switch protocols (websocket.go)
-	admitter   Admitter     // to tell when the request is over; nil once told
+	id, client  string
+	start       time.Time
+	headers     time.Duration // from start to the response headers, 0 until sent
+	status      int
+	bytes       int64
+	wrote       bool // response headers (or bytes) reached the client: no retry after that
+	backend     *backendactor.Handle
+	up          *upstream
+	upstream    time.Duration // time to the chosen backend's response headers
+	tries       [maxTries]*backendactor.Handle
+	attempts    int
+	rejected    string       // X-Lbd-Reject reason, if lbd answered itself
+	grpc        *grpcCall    // set for gRPC calls: lbd answers them in gRPC
+	upgrade     *upgradeConn // set when the request asks to switch protocols (websocket.go)
+	admitter    Admitter     // to tell when the request is over; nil once told
+	continue100 bool         // the client waits for "100 Continue" before its body
 }
 
 // leaveAdmission tells the admitter, once, that the request is over: when

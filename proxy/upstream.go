@@ -3,6 +3,7 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,14 +13,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lbd/lbd/backendactor"
+	"github.com/lbd/lbd/proxy/h1"
 )
 
-// TransportOptions tune the shared upstream transports.
+// TransportOptions tune the upstream transports: each backend's own
+// HTTP/1.1 transport and connection pool (proxy/h1), and the shared HTTP/2
+// ones (net/http).
 type TransportOptions struct {
 	DialTimeout           time.Duration
 	ResponseHeaderTimeout time.Duration
 	IdleConnTimeout       time.Duration
-	MaxIdleConnsPerHost   int
+	MaxIdleConnsPerHost   int // idle connections kept per backend (also bounded by its cap)
 	// TLS for https backends (h2, or http1 over TLS): extra trust and server
 	// name, by normalised backend URL. Backends not listed use the system roots.
 	TLS map[string]UpstreamTLS
@@ -59,7 +63,7 @@ type upstreams struct {
 	cache sync.Map // *backendactor.Handle -> *upstream
 
 	mu       sync.Mutex
-	byProto  map[string]http.RoundTripper
+	byProto  map[string]*multiplexed // the shared HTTP/2 transports
 	closeFns []func()
 }
 
@@ -73,7 +77,7 @@ func newUpstreams(o TransportOptions, m *metrics) *upstreams {
 	if o.MaxIdleConnsPerHost <= 0 {
 		o.MaxIdleConnsPerHost = 512
 	}
-	return &upstreams{opts: o, m: m, byProto: map[string]http.RoundTripper{}}
+	return &upstreams{opts: o, m: m, byProto: map[string]*multiplexed{}}
 }
 
 func (u *upstreams) get(h *backendactor.Handle) *upstream {
@@ -84,15 +88,53 @@ func (u *upstreams) get(h *backendactor.Handle) *upstream {
 	if err != nil { // URLs are validated before a backend exists; keep the request alive anyway
 		target = &url.URL{Scheme: "http", Host: h.URL()}
 	}
-	up := &upstream{target: target, rt: u.transport(h.Protocol(), h.URL()), backend: h.URL(), m: u.m}
+	up := &upstream{target: target, backend: h.URL(), m: u.m}
+	own := u.ownHTTP1(h, target)
+	up.rt = u.transport(h.Protocol(), h.URL(), own)
 	up.duration = u.m.duration.WithLabelValues(h.URL())
-	v, _ := u.cache.LoadOrStore(h, up)
+	v, loaded := u.cache.LoadOrStore(h, up)
+	if loaded && own != nil { // another request built it first
+		own.Close()
+	}
 	return v.(*upstream)
 }
 
-// transport returns the shared round tripper for a protocol; backends with
-// their own TLS trust get their own, since trust lives in the transport.
-func (u *upstreams) transport(protocol, backendURL string) http.RoundTripper {
+// ownHTTP1 builds the backend's own HTTP/1.1 transport and connection pool
+// (proxy/h1), sized by its concurrency cap: no more connections can be busy
+// at once than the backend admits requests.
+func (u *upstreams) ownHTTP1(h *backendactor.Handle, target *url.URL) *h1.Transport {
+	o := h1.Options{
+		DialTimeout: u.opts.DialTimeout, ResponseHeaderTimeout: u.opts.ResponseHeaderTimeout,
+		IdleTimeout: u.opts.IdleConnTimeout, MaxIdle: u.opts.MaxIdleConnsPerHost,
+		Cap: func() int64 { return h.Snapshot().MaxInflight },
+	}
+	if t, ok := u.opts.TLS[h.URL()]; ok {
+		o.TLS = &tls.Config{ServerName: t.ServerName, RootCAs: t.RootCAs, MinVersion: tls.VersionTLS12}
+	}
+	t, err := h1.New(target, o)
+	if err != nil { // URLs are validated before a backend exists
+		return nil
+	}
+	return t
+}
+
+// transport returns the round tripper of a backend: its own HTTP/1.1
+// transport (proxy/h1) for http1, and for h2c and h2 the shared HTTP/2
+// transport of net/http, with the backend's own HTTP/1.1 transport for
+// the upgrades HTTP/2 cannot carry. Backends with their own TLS trust get
+// their own HTTP/2 transport, since trust lives in the transport.
+func (u *upstreams) transport(protocol, backendURL string, own *h1.Transport) http.RoundTripper {
+	var h1rt http.RoundTripper = own
+	if own == nil {
+		h1rt = brokenBackend{backendURL}
+	} else {
+		u.mu.Lock()
+		u.closeFns = append(u.closeFns, own.Close)
+		u.mu.Unlock()
+	}
+	if protocol != "h2c" && protocol != "h2" {
+		return h1rt
+	}
 	key := protocol
 	tlsOpts, ownTLS := u.opts.TLS[backendURL]
 	if ownTLS {
@@ -100,14 +142,8 @@ func (u *upstreams) transport(protocol, backendURL string) http.RoundTripper {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if rt, ok := u.byProto[key]; ok {
-		return rt
-	}
-	h1 := u.newTransport(ownTLS, tlsOpts)
-	h1.Protocols = new(http.Protocols)
-	h1.Protocols.SetHTTP1(true)
-	var rt http.RoundTripper = h1
-	if protocol == "h2c" || protocol == "h2" {
+	m, ok := u.byProto[key]
+	if !ok {
 		h2 := u.newTransport(ownTLS, tlsOpts)
 		h2.Protocols = new(http.Protocols)
 		if protocol == "h2c" {
@@ -118,12 +154,22 @@ func (u *upstreams) transport(protocol, backendURL string) http.RoundTripper {
 		h2.HTTP2 = &http.HTTP2Config{SendPingTimeout: h2PingAfter, PingTimeout: h2PingTimeout}
 		grpc := h2.Clone()
 		grpc.ResponseHeaderTimeout = 0
-		rt = &multiplexed{h2: h2, grpc: grpc, h1: h1}
+		m = &multiplexed{h2: h2, grpc: grpc}
+		u.byProto[key] = m
 		u.closeFns = append(u.closeFns, h2.CloseIdleConnections, grpc.CloseIdleConnections)
 	}
-	u.byProto[key] = rt
-	u.closeFns = append(u.closeFns, h1.CloseIdleConnections)
-	return rt
+	return &multiplexed{h2: m.h2, grpc: m.grpc, h1: h1rt}
+}
+
+// brokenBackend answers for a backend whose URL the transport refused,
+// which validation prevents: a 502 naming it, rather than a panic.
+type brokenBackend struct{ url string }
+
+func (b brokenBackend) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		r.Body.Close()
+	}
+	return nil, errors.New("backend " + b.url + ": no HTTP/1.1 transport for this URL")
 }
 
 func (u *upstreams) newTransport(ownTLS bool, o UpstreamTLS) *http.Transport {
