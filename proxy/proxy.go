@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,11 +79,12 @@ func New(o Options) *Handler {
 	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), ups: newUpgrades(o.Upgrades)}
 	h.tr = &retryTransport{h: h, ups: newUpstreams(o.Transport, h.metrics), retries: o.Retries}
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:      rewrite,
-		Transport:    h.tr,
-		BufferPool:   bufferPool{},
-		ErrorHandler: h.errorHandler,
-		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+		Rewrite:        rewrite,
+		Transport:      h.tr,
+		BufferPool:     bufferPool{},
+		ModifyResponse: moveHeader,
+		ErrorHandler:   h.errorHandler,
+		ErrorLog:       slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}
 	return h
 }
@@ -181,10 +183,55 @@ func PeerIP(r *http.Request) string {
 	return host
 }
 
-// bufferPool lends ReverseProxy its 32 KiB copy buffers.
+// moveHeader is ReverseProxy's ModifyResponse: it moves the backend's
+// header fields into the client's response header itself, value slices
+// and all, and leaves resp.Header empty, so that ReverseProxy's copyHeader,
+// which appends value by value into new slices (an allocation per field),
+// has nothing left to copy. The result is the same header. Responses whose
+// header is read again after this point keep ReverseProxy's own copy: a 101
+// (the upgrade checks it), an event stream (flushInterval reads its type)
+// and gRPC (the retry transport reads grpc-status when the body closes).
+func moveHeader(resp *http.Response) error {
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Request == nil {
+		return nil
+	}
+	if ct := resp.Header["Content-Type"]; len(ct) > 0 &&
+		(hasPrefixFold(ct[0], "text/event-stream") || hasPrefixFold(ct[0], "application/grpc")) {
+		return nil
+	}
+	st := stateOf(resp.Request.Context())
+	if st == nil {
+		return nil
+	}
+	dst := st.ResponseWriter.Header()
+	for k, vv := range resp.Header {
+		if prior, ok := dst[k]; ok {
+			dst[k] = append(prior, vv...)
+		} else {
+			dst[k] = vv
+		}
+	}
+	clear(resp.Header)
+	return nil
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// bufferPool lends ReverseProxy its 32 KiB copy buffers. The pool holds
+// array pointers, so that neither Get nor Put allocates (a slice would be
+// boxed anew on every Put).
 type bufferPool struct{}
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+const copyBufSize = 32 << 10
 
-func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+var buffers = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
+
+func (bufferPool) Get() []byte { return buffers.Get().(*[copyBufSize]byte)[:] }
+
+func (bufferPool) Put(b []byte) {
+	if cap(b) >= copyBufSize {
+		buffers.Put((*[copyBufSize]byte)(b[:copyBufSize]))
+	}
+}
