@@ -35,7 +35,8 @@ import (
 // otherwise done must run when the request returns, which for an upgraded
 // connection is when the connection closes.
 func (h *Handler) enter(w http.ResponseWriter, r *http.Request, st *reqState) (ctx context.Context, done func(), ok bool) {
-	ctx = context.WithValue(r.Context(), ctxKey{}, st)
+	st.Context = r.Context()
+	ctx = st
 	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
 		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			h.log.Debug("full duplex", "req_id", st.id, "err", err)

@@ -111,9 +111,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.id = r.Header.Get("X-Request-Id")
 	if st.id == "" || len(st.id) > 128 {
 		st.id = xid.New().String()
-		r.Header.Set("X-Request-Id", st.id)
+		st.setHeader(r.Header, "X-Request-Id", hdrRequestID, st.id)
 	}
-	w.Header().Set("X-Request-Id", st.id)
+	st.setHeader(w.Header(), "X-Request-Id", hdrResponseID, st.id)
 	st.client = h.opts.ClientIP(r)
 	if isGRPC(r.Header) {
 		st.grpc = newGRPCCall(r.Header, st.start)
@@ -165,13 +165,32 @@ func (h *Handler) finish(st *reqState, r *http.Request) {
 	}
 }
 
-// rewrite sets X-Forwarded-For (appending to what arrived), -Host and -Proto.
-// The upstream URL is set per attempt by the transport, once a backend is
-// picked; the Host header stays the client's.
+// rewrite sets X-Forwarded-For (appending to what arrived), -Host and -Proto,
+// as ProxyRequest.SetXForwarded does, with the values kept in the request's
+// state (setHeader). The upstream URL is set per attempt by the transport,
+// once a backend is picked; the Host header stays the client's.
 func rewrite(pr *httputil.ProxyRequest) {
-	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-	pr.SetXForwarded()
 	pr.Out.URL.Scheme = "http"
+	st := stateOf(pr.In.Context())
+	if st == nil {
+		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+		pr.SetXForwarded()
+		return
+	}
+	h := pr.Out.Header
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err != nil {
+		delete(h, "X-Forwarded-For")
+	} else if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+		st.setHeader(h, "X-Forwarded-For", hdrForwardedFor, strings.Join(prior, ", ")+", "+ip)
+	} else {
+		st.setHeader(h, "X-Forwarded-For", hdrForwardedFor, ip)
+	}
+	st.setHeader(h, "X-Forwarded-Host", hdrForwardedHost, pr.In.Host)
+	proto := "http"
+	if pr.In.TLS != nil {
+		proto = "https"
+	}
+	st.setHeader(h, "X-Forwarded-Proto", hdrForwardedProto, proto)
 }
 
 // PeerIP returns the address of the connection's peer, without the port.
