@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -109,17 +110,11 @@ func parseLength(vv []string) (int64, error) {
 		}
 	}
 	v := vv[0]
-	if v == "" || len(v) > 18 {
+	n, err := strconv.ParseUint(v, 10, 63) // digits only: no sign, no space
+	if err != nil {
 		return 0, protoErr("sent a bad Content-Length %q", v)
 	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		if !digit(v[i]) {
-			return 0, protoErr("sent a bad Content-Length %q", v)
-		}
-		n = n*10 + int64(v[i]-'0')
-	}
-	return n, nil
+	return int64(n), nil
 }
 
 // announcedTrailer turns the Trailer header into Response.Trailer's keys
