@@ -6,12 +6,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -35,34 +39,50 @@ import (
 // transport, and the kernel's loopback. cpu-µs/req is the process's
 // user+system CPU per request (client and backends included).
 //
+// proxy=bare-go is the reference of issue 18: httputil.ReverseProxy with
+// net/http's Transport and round robin over the same backends, as
+// ../shared/bench/bareproxy runs it.
+//
 //	go test -run '^$' -bench ProxyPath -benchmem -count 6 ./proxy/
 func BenchmarkProxyPath(b *testing.B) {
-	for _, size := range []int{64, 1 << 10, 64 << 10} {
-		b.Run("body="+byteSize(size), func(b *testing.B) {
-			p := startBenchProxy(b, size, 3)
-			b.ReportAllocs()
-			b.SetParallelism(8)
-			b.ResetTimer()
-			start, cpu0 := time.Now(), processCPU()
-			b.RunParallel(func(pb *testing.PB) {
-				c, err := dialRawClient(p.addr)
-				if err != nil {
-					b.Error(err)
-					return
+	for _, proxy := range []string{"lbd", "bare-go"} {
+		for _, size := range []int{64, 1 << 10, 64 << 10} {
+			b.Run("proxy="+proxy+"/body="+byteSize(size), func(b *testing.B) {
+				var addr string
+				if proxy == "lbd" {
+					addr = startBenchProxy(b, size, 3)
+				} else {
+					addr = startBareProxy(b, size, 3)
 				}
-				defer c.Close()
-				for pb.Next() {
-					if err := c.get(size); err != nil {
-						b.Error(err)
-						return
-					}
-				}
+				runClients(b, addr, size)
 			})
-			b.StopTimer()
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/req")
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
-		})
+		}
 	}
+}
+
+// runClients sends b.N keep-alive GETs from 16 connections.
+func runClients(b *testing.B, addr string, size int) {
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	start, cpu0 := time.Now(), processCPU()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := dialRawClient(addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		for pb.Next() {
+			if err := c.get(size); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/req")
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 }
 
 func byteSize(n int) string {
@@ -72,11 +92,9 @@ func byteSize(n int) string {
 	return strconv.Itoa(n) + "B"
 }
 
-type benchProxy struct{ addr string }
-
 // startBenchProxy starts n raw backends answering size-byte bodies, and an
 // lbd data plane in front of them; everything stops at the end of b.
-func startBenchProxy(b *testing.B, size, n int) *benchProxy {
+func startBenchProxy(b *testing.B, size, n int) string {
 	b.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := actor.NewRegistry()
@@ -104,6 +122,42 @@ func startBenchProxy(b *testing.B, size, n int) *benchProxy {
 		Upgrades:  UpgradeOptions{DrainTimeout: 10 * time.Second},
 		AccessLog: al, Registerer: prom, Logger: log,
 	})
+	addr := serve(b, h, log)
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Close()
+		_ = al.Close()
+		_ = sched.Stop(ctx)
+		_ = lim.Stop(ctx)
+	})
+	return addr
+}
+
+// startBareProxy is bare-go: ReverseProxy, a tuned net/http Transport,
+// round robin, nothing else.
+func startBareProxy(b *testing.B, size, n int) string {
+	b.Helper()
+	var targets []*url.URL
+	for range n {
+		targets = append(targets, &url.URL{Scheme: "http", Host: startRawBackend(b, size)})
+	}
+	var next atomic.Uint64
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 1024, 256
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(targets[next.Add(1)%uint64(len(targets))])
+			pr.SetXForwarded()
+		},
+		Transport: tr, BufferPool: bufferPool{}, ErrorLog: stdlog.New(io.Discard, "", 0),
+	}
+	b.Cleanup(tr.CloseIdleConnections)
+	return serve(b, rp, slog.New(slog.DiscardHandler))
+}
+
+// serve runs h on a net/http server on 127.0.0.1:0 until the end of b.
+func serve(b *testing.B, h http.Handler, log *slog.Logger) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(b, err)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
@@ -113,12 +167,8 @@ func startBenchProxy(b *testing.B, size, n int) *benchProxy {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
-		h.Close()
-		_ = al.Close()
-		_ = sched.Stop(ctx)
-		_ = lim.Stop(ctx)
 	})
-	return &benchProxy{addr: ln.Addr().String()}
+	return ln.Addr().String()
 }
 
 // startRawBackend answers every request on its connections with the same
