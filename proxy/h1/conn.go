@@ -44,6 +44,7 @@ type conn struct {
 	peekFn    func(uintptr) bool // c.peek, made once
 	peekBuf   [1]byte
 	peekAlive bool
+	peeked    bool // checked once already (idleOK)
 
 	// The body writer, when one runs (streamed request bodies).
 	writing   atomic.Bool

@@ -40,7 +40,7 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if time.Since(c.idleAt) < p.t.o.IdleTimeout && c.idleOK() {
+		if idle := time.Since(c.idleAt); idle < p.t.o.IdleTimeout && c.idleOK(idle) {
 			return c, nil
 		}
 		c.close(true)
