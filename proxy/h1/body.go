@@ -153,8 +153,12 @@ func (c *conn) setBody(resp *http.Response, req *http.Request, broken bool) erro
 		return err
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
+		c.clearDeadline()
 		resp.Body = &upgradeBody{c: c}
 		return nil
+	}
+	if !f.none && (f.kind != lengthBody || int64(c.rd.br.Buffered()) < f.length) {
+		c.clearDeadline() // a read may wait for the body
 	}
 	reuse := !f.close && !req.Close && !broken
 	if f.none {

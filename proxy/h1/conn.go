@@ -44,7 +44,8 @@ type conn struct {
 	peekFn    func(uintptr) bool // c.peek, made once
 	peekBuf   [1]byte
 	peekAlive bool
-	peeked    bool // checked once already (idleOK)
+	peeked    bool      // checked once already (idleOK)
+	deadline  time.Time // the read deadline set, zero for none (deadline.go)
 
 	// The body writer, when one runs (streamed request bodies).
 	writing   atomic.Bool
@@ -153,6 +154,7 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, *rtError) {
 	}
 	var werr error
 	if f.stream {
+		c.clearDeadline() // the body writer sets it once the body is sent
 		if werr = c.bw.Flush(); werr == nil {
 			c.startBodyWriter(req, f)
 		}
@@ -169,8 +171,8 @@ func (c *conn) roundTrip(req *http.Request) (*http.Response, *rtError) {
 		if werr == nil {
 			werr = c.bw.Flush()
 		}
-		if werr == nil && c.t.o.ResponseHeaderTimeout > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(c.t.o.ResponseHeaderTimeout))
+		if werr == nil {
+			c.armHeaderTimeout(time.Now())
 		}
 	}
 	nothing := c.written.Load() == w0
@@ -228,16 +230,16 @@ func (c *conn) readResponse(req *http.Request, f framing, broken bool) (*http.Re
 	return resp, nil
 }
 
-// headArrived ends the response-header deadline.
+// headArrived ends the response-header deadline of a streamed request,
+// which the body writer may have set; for the others setBody decides
+// (deadline.go).
 func (c *conn) headArrived(f framing) {
-	if c.t.o.ResponseHeaderTimeout <= 0 {
+	if c.t.o.ResponseHeaderTimeout <= 0 || !f.stream {
 		return
 	}
-	if f.stream {
-		c.wmu.Lock()
-		c.headRead = true
-		c.wmu.Unlock()
-	}
+	c.wmu.Lock()
+	c.headRead = true
+	c.wmu.Unlock()
 	c.nc.SetReadDeadline(time.Time{})
 }
 

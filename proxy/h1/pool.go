@@ -40,7 +40,11 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		if idle := time.Since(c.idleAt); idle < p.t.o.IdleTimeout && c.idleOK(idle) {
+		now := time.Now()
+		if !c.deadline.IsZero() && !now.Before(c.deadline) {
+			c.clearDeadline() // an expired deadline would fail the peek
+		}
+		if idle := now.Sub(c.idleAt); idle < p.t.o.IdleTimeout && c.idleOK(idle) {
 			return c, nil
 		}
 		c.close(true)

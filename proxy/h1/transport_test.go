@@ -390,6 +390,54 @@ func TestResponseHeaderTimeout(t *testing.T) {
 	require.NoError(t, err, "a later request is not hit by the old deadline")
 }
 
+// TestResponseHeaderTimeoutAcrossReuse: the deadline a fast response left
+// on its connection (deadline.go) neither cuts a slow body short, nor fails
+// the next request when it expired while the connection was idle, nor lets
+// a slow head through.
+func TestResponseHeaderTimeoutAcrossReuse(t *testing.T) {
+	const timeout = 40 * time.Millisecond
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow-head":
+			time.Sleep(4 * timeout)
+		case "/slow-body":
+			w.Header().Set("Content-Length", "4")
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			time.Sleep(4 * timeout) // a body may take its time
+		}
+		fmt.Fprint(w, "done")
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	tr := newTransport(t, srv.URL, Options{ResponseHeaderTimeout: timeout})
+
+	_, body, err := roundTrip(t, tr, get(t, srv.URL, "/fast"))
+	require.NoError(t, err)
+	require.Equal(t, "done", body)
+	_, body, err = roundTrip(t, tr, get(t, srv.URL, "/slow-body"))
+	require.NoError(t, err, "the deadline was gone before the body was waited for")
+	require.Equal(t, "done", body)
+	_, _, err = roundTrip(t, tr, get(t, srv.URL, "/fast"))
+	require.NoError(t, err)
+	time.Sleep(idleCheckAfter + timeout) // the deadline left expires while idle, and the reuse peeks
+	_, body, err = roundTrip(t, tr, get(t, srv.URL, "/fast"))
+	require.NoError(t, err)
+	require.Equal(t, "done", body)
+	require.Equal(t, int32(1), conns.Load(), "one connection all along")
+
+	start := time.Now()
+	_, err = tr.RoundTrip(get(t, srv.URL, "/slow-head"))
+	require.ErrorIs(t, err, ErrResponseHeaderTimeout, "on a reused connection too")
+	require.GreaterOrEqual(t, time.Since(start), timeout, "never before its time")
+}
+
 func TestBackendClosingAnIdleConnectionIsNoFailure(t *testing.T) {
 	// A backend whose keep-alive ends after each response, without saying so.
 	s := startRaw(t, func(c net.Conn, br *bufio.Reader) {
