@@ -218,3 +218,52 @@ func TestNoResponseReachesTheWrongClient(t *testing.T) {
 		require.Equal(t, strings.TrimPrefix(path, "/"), string(b))
 	}
 }
+
+// TestConcurrentResponsesKeepTheirOwnHeaders runs many requests at once
+// through one backend's pool: with header maps and value slices reused
+// from response to response (moveHeader, h1.ReuseHeader), every client
+// must still see exactly its own answer.
+func TestConcurrentResponsesKeepTheirOwnHeaders(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		w.Header().Set("X-Echo", id)
+		w.Header()["Set-Cookie"] = []string{"a=" + id, "b=" + id}
+		if r.URL.Query().Get("sse") != "" {
+			w.Header().Set("Content-Type", "text/event-stream")
+		}
+		fmt.Fprint(w, id)
+	}))
+	t.Cleanup(be.Close)
+	p := startProxy(t, be.URL)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+	t.Cleanup(client.CloseIdleConnections)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 150 {
+				id := fmt.Sprintf("%d-%d", g, i)
+				url := p.url + "/?id=" + id
+				if i%5 == 0 {
+					url += "&sse=1" // the copying path, interleaved with the moving one
+				}
+				resp, err := client.Get(url)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if got := []string{string(b), resp.Header.Get("X-Echo"), strings.Join(resp.Header.Values("Set-Cookie"), ";")}; got[0] != id || got[1] != id || got[2] != "a="+id+";b="+id {
+					errs <- fmt.Errorf("request %s got %q", id, got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/xid"
 
+	"github.com/lbd/lbd/proxy/h1"
 	"github.com/lbd/lbd/scheduler"
 )
 
@@ -147,6 +148,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() { // deferred: ReverseProxy aborts a broken response by panicking
 		h.active.Add(-1)
 		h.finish(st, r)
+		h1.ReuseHeader(st.upHeader) // ReverseProxy and the retry transport are done with it
 	}()
 	h.rp.ServeHTTP(st, r.WithContext(ctx))
 }
@@ -210,16 +212,23 @@ func PeerIP(r *http.Request) string {
 // header is read again after this point keep ReverseProxy's own copy: a 101
 // (the upgrade checks it), an event stream (flushInterval reads its type)
 // and gRPC (the retry transport reads grpc-status when the body closes).
+//
+// It also notes the response's header map, which ServeHTTP gives back to
+// proxy/h1 for a later response once the request is over.
 func moveHeader(resp *http.Response) error {
-	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Request == nil {
-		return nil
-	}
-	if ct := resp.Header["Content-Type"]; len(ct) > 0 &&
-		(hasPrefixFold(ct[0], "text/event-stream") || hasPrefixFold(ct[0], "application/grpc")) {
+	if resp.Request == nil {
 		return nil
 	}
 	st := stateOf(resp.Request.Context())
 	if st == nil {
+		return nil
+	}
+	st.upHeader = resp.Header
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return nil
+	}
+	if ct := resp.Header["Content-Type"]; len(ct) > 0 &&
+		(hasPrefixFold(ct[0], "text/event-stream") || hasPrefixFold(ct[0], "application/grpc")) {
 		return nil
 	}
 	dst := st.ResponseWriter.Header()

@@ -35,6 +35,7 @@ type reqState struct {
 	admitter        Admitter     // to tell when the request is over; nil once told
 	continue100     bool         // the client waits for "100 Continue" before its body
 	hdr             [hdrSlots]string
+	upHeader        http.Header // the response's header as the transport made it (moveHeader)
 }
 
 // Slots in reqState.hdr for the header values lbd sets on every request.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 )
 
 // What the parser accepts. A response head is a status line, header
@@ -257,10 +258,14 @@ func (r *reader) parseHead() (head, error) {
 }
 
 // fieldMap builds the header of r.fields, every key and value a substring
-// of s (the block as one string): one string, one slice of values and the
-// map, whatever the number of fields.
+// of s (the block as one string): one string and one slice of values,
+// whatever the number of fields, in a map given back by ReuseHeader or a
+// new one.
 func (r *reader) fieldMap(s string) http.Header {
-	h := make(http.Header, len(r.fields))
+	h, _ := headers.Get().(http.Header)
+	if h == nil {
+		h = make(http.Header, len(r.fields))
+	}
 	values := make([]string, len(r.fields))
 	for i, f := range r.fields {
 		k, v := s[f.k0:f.k1], s[f.v0:f.v1]
@@ -272,6 +277,21 @@ func (r *reader) fieldMap(s string) http.Header {
 		h[k] = values[i : i+1 : i+1]
 	}
 	return h
+}
+
+// headers holds emptied header maps for the next responses (ReuseHeader).
+var headers sync.Pool
+
+// ReuseHeader gives a response's header map back for a later response of
+// any Transport to fill, and saves that response the map's allocation. The
+// caller must be done with it: nothing may read or write the map after
+// the call (values taken from it stay valid: they are never reused).
+func ReuseHeader(h http.Header) {
+	if h == nil || len(h) > 4*DefaultMaxHeaders/10 {
+		return // a large map would stay large in the pool
+	}
+	clear(h)
+	headers.Put(h)
 }
 
 // readTrailer reads the fields after the last chunk of a chunked body.
