@@ -102,6 +102,9 @@ func (r *reader) readHead() (head, error) {
 // checked and their names canonicalised as they come (recorded in
 // r.fields), so that parse can cut one string into every key and value.
 func (r *reader) readBlock(status bool) error {
+	if cap(r.block) > 16<<10 { // one huge head does not make every later one keep its memory
+		r.block = nil
+	}
 	r.block, r.fields = r.block[:0], r.fields[:0]
 	first := status
 	for {
