@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -38,5 +39,26 @@ func TestRewriteIsSetXForwarded(t *testing.T) {
 			require.Equal(t, "http", got.Out.URL.Scheme)
 			require.Same(t, st, stateOf(got.In.Context()))
 		})
+	}
+}
+
+// TestStateContextKeepsCancellationCheap: the request state as a context
+// must leave its parent recognisable to package context, or every
+// context.AfterFunc under it (proxy/h1 makes one per request) would start
+// a goroutine to watch it.
+func TestStateContextKeepsCancellationCheap(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	st := &reqState{Context: parent}
+	ctx := context.WithValue(st, struct{ k int }{1}, "like httptrace's")
+	before := runtime.NumGoroutine()
+	fired := make(chan struct{}, 100)
+	for range 100 {
+		context.AfterFunc(ctx, func() { fired <- struct{}{} })
+	}
+	require.Less(t, runtime.NumGoroutine()-before, 50, "no watcher goroutine per AfterFunc (100 of them)")
+	require.Same(t, st, stateOf(ctx))
+	cancel()
+	for range 100 {
+		<-fired
 	}
 }
