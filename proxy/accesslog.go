@@ -50,9 +50,8 @@ func (a *AccessLog) Log(r *http.Request, st *reqState, d time.Duration, policy s
 	}
 	l := accessLine{
 		reqID: st.id, method: r.Method, host: r.Host, path: r.URL.Path, status: st.status,
-		latencyMs:  float64(d.Microseconds()) / 1e3,
-		upstreamMs: float64(st.upstream.Microseconds()) / 1e3,
-		policy:     policy, attempts: st.attempts, client: st.client, bytes: st.bytes,
+		latencyUs: d.Microseconds(), upstreamUs: st.upstream.Microseconds(),
+		policy: policy, attempts: st.attempts, client: st.client, bytes: st.bytes,
 		reject: st.rejected, traceID: traceID(r.Header.Get("Traceparent")),
 	}
 	if st.backend != nil {

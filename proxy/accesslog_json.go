@@ -12,7 +12,7 @@ import (
 type accessLine struct {
 	reqID, method, host, path string
 	status                    int
-	latencyMs, upstreamMs     float64
+	latencyUs, upstreamUs     int64 // written in milliseconds, as float64(µs)/1e3
 	backend, policy           string
 	attempts                  int
 	client                    string
@@ -39,9 +39,9 @@ func (l *accessLine) appendJSON(b []byte, now time.Time) []byte {
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(l.status), 10)
 	b = append(b, `,"latency_ms":`...)
-	b = appendJSONFloat(b, l.latencyMs)
+	b = appendMillis(b, l.latencyUs)
 	b = append(b, `,"upstream_ms":`...)
-	b = appendJSONFloat(b, l.upstreamMs)
+	b = appendMillis(b, l.upstreamUs)
 	b = append(b, `,"backend":`...)
 	b = appendJSONString(b, l.backend)
 	b = append(b, `,"policy":`...)
@@ -108,6 +108,28 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendMillis writes float64(us)/1e3 as appendJSONFloat would, without
+// the float: below 10^12 µs (31 years) the shortest decimal of that float
+// is the exact decimal of us/1000, so it is the integer part and up to
+// three fraction digits, trailing zeros dropped.
+func appendMillis(b []byte, us int64) []byte {
+	if us < 0 || us >= 1e12 {
+		return appendJSONFloat(b, float64(us)/1e3)
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	if frac == 0 {
+		return b
+	}
+	digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := 3
+	for digits[n-1] == '0' {
+		n--
+	}
+	b = append(b, '.')
+	return append(b, digits[:n]...)
 }
 
 // appendJSONFloat formats f as encoding/json does (which slog calls for
