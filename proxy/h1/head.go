@@ -31,27 +31,6 @@ import (
 // its surrounding spaces and tabs trimmed, and may hold any byte except the
 // controls other than HTAB.
 
-// ProtocolError is a response the backend got wrong: a malformed or
-// oversized head, a body whose framing cannot be trusted. The proxy answers
-// 502 for it; the connection it came on is closed.
-type ProtocolError struct{ err error }
-
-func (e *ProtocolError) Error() string { return "h1: backend " + e.err.Error() }
-func (e *ProtocolError) Unwrap() error { return e.err }
-
-func protoErr(format string, args ...any) error {
-	return &ProtocolError{fmt.Errorf(format, args...)}
-}
-
-// quote bounds how much of a bad line an error message repeats.
-func quote(b []byte) string {
-	const most = 64
-	if len(b) > most {
-		return fmt.Sprintf("%q...", b[:most])
-	}
-	return fmt.Sprintf("%q", b)
-}
-
 // Limits bound what one response head may hold.
 type Limits struct {
 	MaxHeaderBytes int // status line and fields, line ends included
