@@ -57,4 +57,3 @@ func quote(b []byte) string {
 	}
 	return fmt.Sprintf("%q", b)
 }
-

@@ -146,4 +146,3 @@ func (c *conn) writerDone() bool {
 	c.writeDone = nil
 	return err == nil
 }
-
