@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lbd/lbd/backendactor"
+	"github.com/lbd/lbd/proxy/h1"
 	"github.com/lbd/lbd/scheduler"
 )
 
@@ -156,7 +157,7 @@ func notSent(err error) bool {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+	return errors.Is(err, h1.ErrNotSent) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errUpstream5xx)
 }
 
