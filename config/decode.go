@@ -70,6 +70,11 @@ func (d *decoder) value(path string, raw json.RawMessage, v reflect.Value) {
 		d.array(path, raw, v)
 	case reflect.Map:
 		d.mapObject(path, raw, v, func() reflect.Value { return reflect.New(v.Type().Elem()).Elem() })
+	case reflect.Pointer: // an optional section or value: present means set, from its zero value
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.value(path, raw, v.Elem())
 	default:
 		if err := json.Unmarshal(raw, v.Addr().Interface()); err != nil {
 			d.add(path, wantMessage(v.Kind(), raw))
