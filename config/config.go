@@ -227,7 +227,8 @@ type AccessLog struct {
 type Tracing struct {
 	// Endpoint is the collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT:
 	// spans go to <endpoint>/v1/traces over HTTP, or to the host over gRPC
-	// (https means TLS). Default DefaultTracingEndpoint.
+	// (https means TLS). Default DefaultTracingEndpoint, or
+	// DefaultTracingEndpointGRPC for grpc.
 	Endpoint string `json:"endpoint"`
 	// Protocol is "http/protobuf" (default), "http/json" or "grpc"
 	// (OTEL_EXPORTER_OTLP_PROTOCOL).

@@ -7,12 +7,14 @@ var Policies = []string{"rr", "wrr", "lc", "p2c-ewma"}
 
 // Tracing defaults, for what neither the tracing section nor the OTEL_*
 // environment sets: OTLP over HTTP to a local collector, every new trace
-// sampled (the OpenTelemetry SDK's own default, parentbased_always_on).
+// sampled (the OpenTelemetry SDK's own default, parentbased_always_on). The
+// endpoints are the OTLP specification's defaults for each protocol.
 const (
-	DefaultTracingEndpoint    = "http://localhost:4318"
-	DefaultTracingProtocol    = "http/protobuf"
-	DefaultTracingSampleRatio = 1.0
-	DefaultTracingService     = "lbd"
+	DefaultTracingEndpoint     = "http://localhost:4318"
+	DefaultTracingEndpointGRPC = "http://localhost:4317"
+	DefaultTracingProtocol     = "http/protobuf"
+	DefaultTracingSampleRatio  = 1.0
+	DefaultTracingService      = "lbd"
 )
 
 // TracingProtocols are the OTLP protocols lbd can export with.
