@@ -15,11 +15,13 @@ import (
 //
 //	{"time":"…","level":"INFO","msg":"request","req_id":"…","method":"GET","host":"…",
 //	 "path":"/…","status":200,"latency_ms":1.234,"upstream_ms":1.1,"backend":"http://…",
-//	 "policy":"p2c-ewma","attempts":1,"client":"…","bytes":512,"reject":"","trace_id":"…"}
+//	 "policy":"p2c-ewma","attempts":1,"client":"…","bytes":512,"reject":"","trace_id":"…","span_id":"…"}
 //
 // latency_ms runs from arrival to the end of the response; upstream_ms to the
 // chosen backend's response headers. reject is the X-Lbd-Reject reason when
-// lbd answered itself; trace_id comes from a W3C traceparent header.
+// lbd answered itself. trace_id and span_id are lbd's server span's with
+// tracing on (tracing.go); with it off, trace_id comes from a W3C
+// traceparent header and span_id is "".
 //
 // Lines go through a LineWriter, so the request path copies bytes into memory
 // and never waits for a write(2). In sampled mode the log keeps a fraction of
@@ -64,6 +66,7 @@ func (a *AccessLog) Log(r *http.Request, st *reqState, d time.Duration, policy s
 	// The record goes straight to the handler: slog.Logger would also take
 	// the caller's PC (runtime.Callers, a tenth of a line's cost), which an
 	// access log has no use for.
+	tid, sid := st.traceIDs(r)
 	rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
 	rec.AddAttrs(
 		slog.String("req_id", st.id),
@@ -79,7 +82,8 @@ func (a *AccessLog) Log(r *http.Request, st *reqState, d time.Duration, policy s
 		slog.String("client", st.client),
 		slog.Int64("bytes", st.bytes),
 		slog.String("reject", st.rejected),
-		slog.String("trace_id", traceID(r.Header.Get("Traceparent"))),
+		slog.String("trace_id", tid),
+		slog.String("span_id", sid),
 	)
 	_ = a.h.Handle(context.Background(), rec) // a write error surfaces at Close
 }

@@ -22,7 +22,7 @@ import (
 // accessLogFields are the keys every access-log line carries (issue 6).
 var accessLogFields = []string{
 	"time", "req_id", "method", "host", "path", "status", "latency_ms", "upstream_ms",
-	"backend", "policy", "attempts", "client", "bytes", "reject", "trace_id",
+	"backend", "policy", "attempts", "client", "bytes", "reject", "trace_id", "span_id",
 }
 
 func parseLines(t *testing.T, b []byte) []map[string]any {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/lbd/lbd/backendactor"
 )
 
@@ -34,6 +36,7 @@ type reqState struct {
 	pool       *Pool         // its pool
 	settings   *PoolSettings // the pool's settings when the request started
 	live       *Live         // the data plane's settings when the request started
+	span       trace.Span    // the server span; nil with tracing off (tracing.go)
 }
 
 // leaveAdmission gives the request's place under the limits back, once:
