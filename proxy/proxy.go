@@ -166,7 +166,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.route = h.routes.Load().match(r)
 	if t := st.live.Tracing; t != nil {
-		r = t.startServer(r, st)
+		t.startServer(r, st)
 	}
 	if st.route == nil {
 		st.reject(http.StatusNotFound, RejectNoRoute, 0)

@@ -104,79 +104,90 @@ func (c *route) spanName(method string) string {
 }
 
 // startServer starts the request's server span, joined to the caller's
-// trace, and returns the request carrying it (and the caller's baggage).
-func (t *Tracing) startServer(r *http.Request, st *reqState) *http.Request {
-	ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, st.span = t.tracer.Start(ctx, st.route.spanName(r.Method), serverSpan...)
-	if st.span.IsRecording() {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		st.span.SetAttributes(
-			methodAttr(r.Method), semconv.URLPath(r.URL.Path), semconv.URLScheme(scheme),
-			semconv.ClientAddress(st.client), semconv.ServerAddress(hostOnly(r.Host)),
-			semconv.NetworkProtocolVersion(protocolVersion(r)), semconv.UserAgentOriginal(r.UserAgent()),
-			attrRequestID.String(st.id),
-		)
-		if methodIndex(r.Method) == len(knownMethods) {
-			st.span.SetAttributes(semconv.HTTPRequestMethodOriginal(r.Method))
-		}
-		if st.route != nil {
-			st.span.SetAttributes(attrPool.String(st.route.pool.name), attrRoute.String(st.route.name))
-		}
-		if st.grpc != nil {
-			st.span.SetAttributes(semconv.RPCSystemNameGRPC, semconv.RPCMethod(trimSlash(r.URL.Path)))
-		}
+// trace. The context holding it (and the caller's baggage) is kept in st for
+// the attempts' spans rather than put in the request, which would cost a copy
+// of the request.
+func (t *Tracing) startServer(r *http.Request, st *reqState) {
+	ctx := t.prop.Extract(r.Context(), headerCarrier(r.Header))
+	st.spanCtx, st.span = t.tracer.Start(ctx, st.route.spanName(r.Method), serverSpan...)
+	if !st.span.IsRecording() {
+		return
 	}
-	return r.WithContext(ctx)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	// One SetAttributes per span and end: each call grows the span's slice.
+	a := make([]attribute.KeyValue, 0, 13)
+	a = append(a, methodAttr(r.Method), semconv.URLPath(r.URL.Path), semconv.URLScheme(scheme),
+		semconv.ClientAddress(st.client), semconv.ServerAddress(hostOnly(r.Host)),
+		semconv.NetworkProtocolVersion(protocolVersion(r)), semconv.UserAgentOriginal(r.UserAgent()),
+		attrRequestID.String(st.id))
+	if methodIndex(r.Method) == len(knownMethods) {
+		a = append(a, semconv.HTTPRequestMethodOriginal(r.Method))
+	}
+	if st.route != nil {
+		a = append(a, attrPool.String(st.route.pool.name), attrRoute.String(st.route.name))
+	}
+	if st.grpc != nil {
+		a = append(a, semconv.RPCSystemNameGRPC, semconv.RPCMethod(trimSlash(r.URL.Path)))
+	}
+	st.span.SetAttributes(a...)
 }
 
 // endServer ends the request's server span with what the request came to.
 func (st *reqState) endServer(policy string) {
 	sp := st.span
 	if sp.IsRecording() {
-		sp.SetAttributes(semconv.HTTPResponseStatusCode(st.status), attrPolicy.String(policy), attrAttempts.Int(st.attempts))
+		a := make([]attribute.KeyValue, 0, 6)
+		a = append(a, semconv.HTTPResponseStatusCode(st.status), attrPolicy.String(policy), attrAttempts.Int(st.attempts))
 		if st.rejected != "" {
-			sp.SetAttributes(attrReject.String(st.rejected))
+			a = append(a, attrReject.String(st.rejected))
 		}
 		if st.backend != nil {
-			sp.SetAttributes(attrBackend.String(st.backend.URL()))
+			a = append(a, attrBackend.String(st.backend.URL()))
 		}
 		if st.status >= 500 {
-			sp.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(st.status)))
+			a = append(a, semconv.ErrorTypeKey.String(strconv.Itoa(st.status)))
 			sp.SetStatus(codes.Error, "")
 		}
+		sp.SetAttributes(a...)
 	}
 	sp.End()
 }
 
 // traceAttempt starts the attempt's client span under the server span and
-// writes its traceparent into the request to the backend. It returns nil
-// with tracing off, and then changes nothing.
+// writes its traceparent into the request to the backend. It returns a nil
+// span when the request is not sampled, and with tracing off, when it
+// changes nothing.
 func (st *reqState) traceAttempt(req *http.Request, up *upstream, h *backendactor.Handle) (*http.Request, trace.Span) {
 	t := st.live.Tracing
 	if t == nil || st.span == nil {
 		return req, nil
 	}
-	ctx, sp := t.tracer.Start(req.Context(), spanMethod(req.Method), clientSpan...)
 	if st.attempts > 1 {
 		// req is this attempt's own shallow copy, but its header map is
 		// the first attempt's, which that attempt's transport may still read.
 		req.Header = req.Header.Clone()
 	}
-	t.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
-	if sp.IsRecording() {
-		port, _ := strconv.Atoi(up.target.Port())
-		sp.SetAttributes(
-			methodAttr(req.Method), semconv.ServerAddress(up.target.Hostname()), semconv.ServerPort(port),
-			semconv.URLFull(up.target.Scheme+"://"+up.target.Host+req.URL.EscapedPath()),
-			attrBackend.String(h.URL()), attrAttempt.Int(st.attempts),
-		)
-		if st.attempts > 1 {
-			sp.SetAttributes(semconv.HTTPRequestResendCount(st.attempts - 1))
-		}
+	if !st.span.IsRecording() {
+		// Not sampled: a client span would not be either (its parent
+		// decides), so the backend is told the server span's ids, which
+		// carry the trace id and the decision just as well, for half the work.
+		t.prop.Inject(st.spanCtx, headerCarrier(req.Header))
+		return req, nil
 	}
+	ctx, sp := t.tracer.Start(st.spanCtx, spanMethod(req.Method), clientSpan...)
+	t.prop.Inject(ctx, headerCarrier(req.Header))
+	port, _ := strconv.Atoi(up.target.Port())
+	a := make([]attribute.KeyValue, 0, 7)
+	a = append(a, methodAttr(req.Method), semconv.ServerAddress(up.target.Hostname()), semconv.ServerPort(port),
+		semconv.URLFull(up.target.Scheme+"://"+up.target.Host+req.URL.EscapedPath()),
+		attrBackend.String(h.URL()), attrAttempt.Int(st.attempts))
+	if st.attempts > 1 {
+		a = append(a, semconv.HTTPRequestResendCount(st.attempts-1))
+	}
+	sp.SetAttributes(a...)
 	return req, sp
 }
 
@@ -200,22 +211,63 @@ func attemptAnswered(sp trace.Span, resp *http.Response, o backendactor.Outcome,
 		return
 	}
 	if sp.IsRecording() {
-		sp.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+		a := make([]attribute.KeyValue, 0, 3)
+		a = append(a, semconv.HTTPResponseStatusCode(resp.StatusCode))
 		if isGRPC(resp.Header) {
 			if status, ok := grpcStatus(resp, complete); ok {
-				sp.SetAttributes(semconv.RPCResponseStatusCode(grpcCodeName(status)))
+				a = append(a, semconv.RPCResponseStatusCode(grpcCodeName(status)))
 			}
 		}
 		switch {
 		case resp.StatusCode >= 500:
-			sp.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(resp.StatusCode)))
+			a = append(a, semconv.ErrorTypeKey.String(strconv.Itoa(resp.StatusCode)))
 			sp.SetStatus(codes.Error, "")
 		case o == backendactor.ServerError || o == backendactor.GatewayError:
-			sp.SetAttributes(semconv.ErrorTypeKey.String("_OTHER"))
+			a = append(a, semconv.ErrorTypeKey.String("_OTHER"))
 			sp.SetStatus(codes.Error, "the response failed")
 		}
+		sp.SetAttributes(a...)
 	}
 	sp.End()
+}
+
+// headerCarrier is propagation.HeaderCarrier without its cost on the request
+// path: the propagators name their headers in lower case, which http.Header
+// canonicalises with an allocation on every call, so the three they use are
+// mapped to their canonical form here.
+type headerCarrier http.Header
+
+func canonicalKey(k string) string {
+	switch k {
+	case "traceparent":
+		return "Traceparent"
+	case "tracestate":
+		return "Tracestate"
+	case "baggage":
+		return "Baggage"
+	}
+	return http.CanonicalHeaderKey(k)
+}
+
+func (c headerCarrier) Get(k string) string {
+	if v := c[canonicalKey(k)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Values gives the baggage propagator every baggage header, as
+// propagation.HeaderCarrier does.
+func (c headerCarrier) Values(k string) []string { return c[canonicalKey(k)] }
+
+func (c headerCarrier) Set(k, v string) { c[canonicalKey(k)] = []string{v} }
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // traceIDs are the trace and span ids for the access log: lbd's server

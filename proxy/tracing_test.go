@@ -326,7 +326,7 @@ func TestUnsampledRequestsStillPassATraceOn(t *testing.T) {
 	lines := parseLines(t, log.Bytes())
 	require.Len(t, lines, 1)
 	require.Equal(t, tid, lines[0]["trace_id"])
-	require.Len(t, lines[0]["span_id"], 16)
+	require.Equal(t, parent, lines[0]["span_id"], "unsampled, the backend's parent is lbd's (unrecorded) server span")
 	require.Empty(t, l.sr.Ended())
 }
 
