@@ -74,6 +74,24 @@ func BenchmarkTracingThroughput(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e3, "cpu-µs/req")
+			if v.ratio != nil { // spans dropped would make the variant look cheaper than it is
+				b.ReportMetric(droppedSpans(b, d)/float64(b.N), "dropped/req")
+			}
 		})
 	}
+}
+
+// droppedSpans sums lbd_tracing_spans_dropped_total over its reasons.
+func droppedSpans(b *testing.B, d *Daemon) float64 {
+	mfs, err := d.prom.Gather()
+	require.NoError(b, err)
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "lbd_tracing_spans_dropped_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
 }
