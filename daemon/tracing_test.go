@@ -269,7 +269,7 @@ func TestTracingCollectorDownCostsRequestsNothing(t *testing.T) {
 func TestTracingGRPCCallsToAGRPCCollector(t *testing.T) {
 	sink := startSink(t, true)
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
-	l, c := startGRPCLBD(t, startGRPCBackends(t, "g1"), func(c *config.Config) {
+	_, c := startGRPCLBD(t, startGRPCBackends(t, "g1"), func(c *config.Config) {
 		c.Tracing = &config.Tracing{Endpoint: sink.URL(), Protocol: "grpc"}
 	})
 	ctx := metadata.AppendToOutgoingContext(callCtx(t), "traceparent", "00-33333333333333333333333333333333-4444444444444444-01")
@@ -288,7 +288,6 @@ func TestTracingGRPCCallsToAGRPCCollector(t *testing.T) {
 			require.Equal(t, "OK", s.Attrs["rpc.response.status_code"])
 		}
 	}
-	_ = l
 }
 
 // TestTracingFromTheEnvironmentAlone: with no tracing section, the
