@@ -15,11 +15,13 @@ import (
 //
 //	{"time":"…","level":"INFO","msg":"request","req_id":"…","method":"GET","host":"…",
 //	 "path":"/…","status":200,"latency_ms":1.234,"upstream_ms":1.1,"backend":"http://…",
-//	 "policy":"p2c-ewma","attempts":1,"client":"…","bytes":512,"reject":"","trace_id":"…"}
+//	 "policy":"p2c-ewma","attempts":1,"client":"…","bytes":512,"reject":"","trace_id":"…","span_id":"…"}
 //
 // latency_ms runs from arrival to the end of the response; upstream_ms to the
 // chosen backend's response headers. reject is the X-Lbd-Reject reason when
-// lbd answered itself; trace_id comes from a W3C traceparent header.
+// lbd answered itself. trace_id and span_id are lbd's server span's with
+// tracing on (tracing.go); with it off, trace_id comes from a W3C
+// traceparent header and span_id is "".
 //
 // A line is encoded by appending into a pooled buffer (accesslog_json.go),
 // then goes through a LineWriter, so the request path copies bytes into
@@ -58,11 +60,12 @@ func (a *AccessLog) Log(r *http.Request, st *reqState, d time.Duration, policy s
 	if sample := math.Float64frombits(a.sample.Load()); sample < 1 && st.status < 400 && st.rejected == "" && rand.Float64() >= sample {
 		return
 	}
+	tid, sid := st.traceIDs(r)
 	l := accessLine{
 		reqID: st.id, method: r.Method, host: r.Host, path: r.URL.Path, status: st.status,
 		latencyUs: d.Microseconds(), upstreamUs: st.upstream.Microseconds(),
 		policy: policy, attempts: st.attempts, client: st.client, bytes: st.bytes,
-		reject: st.rejected, traceID: traceID(r.Header.Get("Traceparent")),
+		reject: st.rejected, traceID: tid, spanID: sid,
 	}
 	if st.backend != nil {
 		l.backend = st.backend.URL()

@@ -17,7 +17,7 @@ type accessLine struct {
 	attempts                  int
 	client                    string
 	bytes                     int64
-	reject, traceID           string
+	reject, traceID, spanID   string
 }
 
 // appendJSON appends the line as log/slog's JSON handler writes the same
@@ -56,6 +56,8 @@ func (l *accessLine) appendJSON(b []byte, now time.Time) []byte {
 	b = appendJSONString(b, l.reject)
 	b = append(b, `,"trace_id":`...)
 	b = appendJSONString(b, l.traceID)
+	b = append(b, `,"span_id":`...)
+	b = appendJSONString(b, l.spanID)
 	return append(b, "}\n"...)
 }
 

@@ -25,7 +25,7 @@ import (
 // accessLogFields are the keys every access-log line carries (issue 6).
 var accessLogFields = []string{
 	"time", "req_id", "method", "host", "path", "status", "latency_ms", "upstream_ms",
-	"backend", "policy", "attempts", "client", "bytes", "reject", "trace_id",
+	"backend", "policy", "attempts", "client", "bytes", "reject", "trace_id", "span_id",
 }
 
 func parseLines(t *testing.T, b []byte) []map[string]any {
@@ -89,7 +89,7 @@ func slogLine(l *accessLine, now time.Time) []byte {
 		slog.Float64("latency_ms", float64(l.latencyUs)/1e3), slog.Float64("upstream_ms", float64(l.upstreamUs)/1e3),
 		slog.String("backend", l.backend), slog.String("policy", l.policy), slog.Int("attempts", l.attempts),
 		slog.String("client", l.client), slog.Int64("bytes", l.bytes), slog.String("reject", l.reject),
-		slog.String("trace_id", l.traceID),
+		slog.String("trace_id", l.traceID), slog.String("span_id", l.spanID),
 	)
 	if err := h.Handle(context.Background(), rec); err != nil {
 		panic(err)

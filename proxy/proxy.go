@@ -36,6 +36,9 @@ type Live struct {
 	// MaxBodyBytes caps request bodies (413 beyond); 0 means no limit.
 	MaxBodyBytes int64
 	AccessLog    *AccessLog // nil logs nothing
+	// Tracing makes spans of each request and attempt; nil makes none and
+	// passes traceparent through untouched.
+	Tracing *Tracing
 }
 
 // Admitter decides whether a request may start (rate limits, global and
@@ -164,7 +167,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isGRPC(r.Header) {
 		st.grpc = newGRPCCall(r.Header, st.start)
 	}
-	if st.route = h.routes.Load().match(r); st.route == nil {
+	st.route = h.routes.Load().match(r)
+	if t := st.live.Tracing; t != nil {
+		t.startServer(r, st)
+	}
+	if st.route == nil {
 		st.reject(http.StatusNotFound, RejectNoRoute, 0)
 		h.finish(st, r)
 		return
@@ -216,13 +223,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) finish(st *reqState, r *http.Request) {
 	d := time.Since(st.start)
 	h.metrics.observe(st, d)
-	if al := st.live.AccessLog; al != nil {
-		policy := ""
+	al := st.live.AccessLog
+	policy := ""
+	if al != nil || st.span != nil && st.span.IsRecording() {
 		if h.opts.Policy != nil {
 			policy = h.opts.Policy()
 		} else if st.pool != nil {
 			policy = st.pool.picker().Policy()
 		}
+	}
+	if st.span != nil {
+		st.endServer(policy)
+	}
+	if al != nil {
 		al.Log(r, st, d, policy)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/lbd/lbd/backendactor"
 )
 
@@ -37,7 +39,9 @@ type reqState struct {
 	pool            *Pool         // its pool
 	settings        *PoolSettings // the pool's settings when the request started
 	live            *Live         // the data plane's settings when the request started
-	continue100     bool          // the client waits for "100 Continue" before its body
+	span            trace.Span      // the server span; nil with tracing off (tracing.go)
+	spanCtx         context.Context // holds span and the caller's baggage, for the attempts' spans
+	continue100     bool            // the client waits for "100 Continue" before its body
 	hdr             [hdrSlots]string
 	upHeader        http.Header // the response's header as the transport made it (moveHeader)
 }
