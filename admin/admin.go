@@ -128,7 +128,12 @@ func (s *Server) routes() {
 	s.policyRoutes()
 	s.canaryRoutes()
 	if s.o.Gatherer != nil {
-		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelWarn)}))
+		// OpenMetrics, for a scraper that asks for it, is the format that
+		// carries exemplars (the trace ids on lbd_request_duration_seconds);
+		// the classic text format stays the default.
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{
+			ErrorLog: slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelWarn), EnableOpenMetrics: true,
+		}))
 	}
 	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
 	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

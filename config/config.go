@@ -63,6 +63,10 @@ type Config struct {
 	MetricsDump   MetricsDump `json:"metrics_dump"`
 	StateFile     string      `json:"state_file"`
 	ShutdownGrace Duration    `json:"shutdown_grace"`
+	// Tracing, when set, exports OpenTelemetry spans of every request over
+	// OTLP; nil leaves tracing to the OTEL_* environment, which is off
+	// unless it names an OTLP endpoint (package tracing).
+	Tracing *Tracing `json:"tracing,omitempty"`
 
 	// Pools are the named pools besides "default", whose backends, policy,
 	// sticky, canary and per-pool settings are the top-level ones above.
@@ -280,6 +284,30 @@ type AccessLog struct {
 	SampleRate float64 `json:"sample_rate"`
 	// File is the path to write to; empty means standard output.
 	File string `json:"file"`
+}
+
+// Tracing configures OpenTelemetry tracing: a SERVER span per request and a
+// CLIENT span per attempt, exported over OTLP. Each field left empty (or
+// null) falls back to its standard OTEL_* environment variable, then to the
+// default named here, so that the file wins where it speaks.
+type Tracing struct {
+	// Endpoint is the collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT:
+	// spans go to <endpoint>/v1/traces over HTTP, or to the host over gRPC
+	// (https means TLS). Default DefaultTracingEndpoint, or
+	// DefaultTracingEndpointGRPC for grpc.
+	Endpoint string `json:"endpoint"`
+	// Protocol is "http/protobuf" (default), "http/json" or "grpc"
+	// (OTEL_EXPORTER_OTLP_PROTOCOL).
+	Protocol string `json:"protocol"`
+	// SampleRatio is the share of new traces recorded, 0..1; a request
+	// arriving with a traceparent keeps its caller's decision. null: from
+	// OTEL_TRACES_SAMPLER(_ARG), else 1.
+	SampleRatio *float64 `json:"sample_ratio"`
+	// ServiceName is the resource's service.name (OTEL_SERVICE_NAME, else "lbd").
+	ServiceName string `json:"service_name"`
+	// Headers are sent with every export (an API key), on top of
+	// OTEL_EXPORTER_OTLP_HEADERS; /debug/config shows their names only.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // MetricsDump configures the periodic JSON-lines metrics files.

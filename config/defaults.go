@@ -8,6 +8,21 @@ import (
 // Policies are the scheduling policies lbd understands.
 var Policies = []string{"rr", "wrr", "lc", "p2c-ewma"}
 
+// Tracing defaults, for what neither the tracing section nor the OTEL_*
+// environment sets: OTLP over HTTP to a local collector, every new trace
+// sampled (the OpenTelemetry SDK's own default, parentbased_always_on). The
+// endpoints are the OTLP specification's defaults for each protocol.
+const (
+	DefaultTracingEndpoint     = "http://localhost:4318"
+	DefaultTracingEndpointGRPC = "http://localhost:4317"
+	DefaultTracingProtocol     = "http/protobuf"
+	DefaultTracingSampleRatio  = 1.0
+	DefaultTracingService      = "lbd"
+)
+
+// TracingProtocols are the OTLP protocols lbd can export with.
+var TracingProtocols = []string{"http/protobuf", "http/json", "grpc"}
+
 // Default returns the built-in configuration: API.md's documented defaults
 // and no backends.
 func Default() *Config {

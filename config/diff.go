@@ -6,6 +6,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 )
 
 // SettingChange is one setting that differs between two configs, by its
@@ -22,10 +23,43 @@ type SettingChange struct {
 // changed in them is the routing plan's to say, backend by backend. A list
 // whose length changed is one change of the whole list; otherwise its
 // elements are compared one by one.
+//
+// Secret values (tracing.headers) are shown as Redacted: the change is
+// listed, its values are not.
 func Diff(a, b *Config) []SettingChange {
 	var out []SettingChange
 	diffJSON("", toJSON(a), toJSON(b), &out)
+	for i, c := range out {
+		out[i].From, out[i].To = redactSecrets(c.Path, c.From), redactSecrets(c.Path, c.To)
+	}
 	return out
+}
+
+// redactSecrets masks the header values in the JSON value at path: the
+// tracing section, its headers, or one header.
+func redactSecrets(path string, v any) any {
+	const headers = "tracing.headers"
+	switch {
+	case v == nil:
+		return nil
+	case path == "tracing":
+		if m, ok := v.(map[string]any); ok && m["headers"] != nil {
+			m = maps.Clone(m)
+			m["headers"] = redactSecrets(headers, m["headers"])
+			return m
+		}
+	case path == headers:
+		if m, ok := v.(map[string]any); ok {
+			m = maps.Clone(m)
+			for k := range m {
+				m[k] = Redacted
+			}
+			return m
+		}
+	case strings.HasPrefix(path, headers+".") || strings.HasPrefix(path, headers+"["):
+		return Redacted
+	}
+	return v
 }
 
 func toJSON(c *Config) any {

@@ -110,4 +110,5 @@ func TestFullSetsEveryField(t *testing.T) {
 	require.Equal(t, "dns:a:web.internal", c.Discovery[0].SourceName())
 	require.Equal(t, "dns:srv:_http._tcp.api.service.consul", c.Discovery[1].SourceName())
 	require.Equal(t, "lbd-eu-1", c.Fleet.Name)
+	require.Equal(t, 0.01, *c.Tracing.SampleRatio)
 }

@@ -244,6 +244,15 @@ func (c *Config) Clone() *Config {
 			out.Pools[name] = p
 		}
 	}
+	if c.Tracing != nil {
+		t := *c.Tracing
+		t.Headers = maps.Clone(t.Headers)
+		if t.SampleRatio != nil {
+			r := *t.SampleRatio
+			t.SampleRatio = &r
+		}
+		out.Tracing = &t
+	}
 	out.Routes = slices.Clone(c.Routes)
 	for i, r := range out.Routes {
 		out.Routes[i].Match.Header = maps.Clone(r.Match.Header)
@@ -257,12 +266,18 @@ func (c *Config) Clone() *Config {
 	return &out
 }
 
-// Redacted returns a copy safe to show at /debug/config. The config holds
-// no secret values today (admin.token_file is a path and is kept), and Parse
-// rejects URLs with user info; Redacted still masks user info in URLs because
-// a Config built in code (admin, state restore) may not have been through Parse.
+// Redacted returns a copy safe to show at /debug/config. The values of
+// tracing.headers are secrets (collector API keys) and are masked, their
+// names kept; admin.token_file is a path and is kept. Parse rejects URLs with
+// user info; Redacted still masks user info in URLs because a Config built in
+// code (admin, state restore) may not have been through Parse.
 func (c *Config) Redacted() *Config {
 	out := c.Clone()
+	if out.Tracing != nil {
+		for name := range out.Tracing.Headers {
+			out.Tracing.Headers[name] = Redacted
+		}
+	}
 	redactBackends(out.Backends)
 	out.Canary.Backend = redactURL(out.Canary.Backend)
 	for name, p := range out.Pools {
@@ -277,6 +292,9 @@ func (c *Config) Redacted() *Config {
 	}
 	return out
 }
+
+// Redacted stands for a secret value in what lbd shows of its config.
+const Redacted = "(redacted)"
 
 func redactBackends(bs []Backend) {
 	for i := range bs {

@@ -159,6 +159,10 @@ func TestCloneIsDeep(t *testing.T) {
 	d.Fleet.Name = "other"
 	require.Equal(t, "https://etcd-1.internal:2379", c.Fleet.Etcd.Endpoints[0])
 	require.Equal(t, "lbd-eu-1", c.Fleet.Name)
+	d.Tracing.Headers["Authorization"] = "changed"
+	*d.Tracing.SampleRatio = 0.5
+	require.Equal(t, "Bearer collector-token", c.Tracing.Headers["Authorization"])
+	require.Equal(t, 0.01, *c.Tracing.SampleRatio)
 	require.NotEqual(t, 99, c.Backends[0].Weight)
 	require.Equal(t, "10.0.0.0/8", c.Admission.TrustedProxies[0])
 }
@@ -167,7 +171,10 @@ func TestRedacted(t *testing.T) {
 	c, err := Load(filepath.Join(testdataConfig, "full.json"))
 	require.NoError(t, err)
 	r := c.Redacted()
-	require.Equal(t, c, r, "a parsed config has no secret values; token_file is a path and stays")
+	require.Equal(t, map[string]string{"Authorization": Redacted}, r.Tracing.Headers, "header values are secrets, their names are not")
+	require.Equal(t, "Bearer collector-token", c.Tracing.Headers["Authorization"], "the original is untouched")
+	r.Tracing.Headers = c.Tracing.Headers
+	require.Equal(t, c, r, "nothing else in a parsed config is secret; token_file is a path and stays")
 	require.Equal(t, "/etc/lbd/admin-token", r.Admin.TokenFile)
 
 	// A config built in code may carry credentials in a URL.

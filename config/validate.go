@@ -156,6 +156,7 @@ func (c *Config) Validate() error {
 		k.atLeast("metrics_dump.keep", c.MetricsDump.Keep, 1)
 	}
 	k.notNegative("shutdown_grace", c.ShutdownGrace, "stop without waiting")
+	k.tracing(c.Tracing)
 	k.pools(c)
 	k.routes(c)
 	if c.Fleet != nil {

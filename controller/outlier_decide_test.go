@@ -41,7 +41,7 @@ func gateway(n int64) func(*OutlierStats) {
 func served(req, fail uint64) func(*OutlierStats) {
 	return func(s *OutlierStats) { s.Requests, s.Failures = req, fail }
 }
-func draining(s *OutlierStats) { s.Draining = true }
+func draining(s *OutlierStats)     { s.Draining = true }
 func stillEjected(s *OutlierStats) { s.Ejected = true }
 
 func TestDecide(t *testing.T) {

@@ -68,6 +68,7 @@ type Daemon struct {
 	admission *proxy.Admission
 	clientIPs *proxy.ClientIPs
 	accessLog *accessLogs
+	tracing   *tracingSlot
 	limiter   *limiterSlot
 	dumper    *controller.Dumper
 	advisory  *controller.Advisory

@@ -30,12 +30,19 @@ func (d *Daemon) startDataPlane(cfg *config.Config) error {
 		return err
 	}
 	d.closers.push("access log", d.accessLog.close)
+	d.tracing = newTracingSlot(d)
+	tc, err := d.tracing.prepare(cfg.Tracing)
+	if err != nil {
+		return err
+	}
+	d.closers.push("tracing", d.tracing.close)
 	d.proxy = proxy.New(proxy.Options{
 		Admitter: d.admission, ClientIP: d.clientIPs.ClientIP, MaxBodyBytes: cfg.Admission.MaxBodyBytes,
 		Transport: transportOptions(cfg),
 		Upgrades:  proxy.UpgradeOptions{DrainTimeout: cfg.WebSocket.DrainTimeout.D()},
 		AccessLog: d.accessLog.log, Registerer: d.prom, Logger: d.log,
 	})
+	d.proxy.SetLive(proxyLive(cfg, d.accessLog.log, tc.commit()))
 	return nil
 }
 
@@ -133,6 +140,6 @@ func (d *Daemon) AdmissionStatus() AdmissionState {
 	return s
 }
 
-func proxyLive(cfg *config.Config, log *proxy.AccessLog) proxy.Live {
-	return proxy.Live{MaxBodyBytes: cfg.Admission.MaxBodyBytes, AccessLog: log}
+func proxyLive(cfg *config.Config, log *proxy.AccessLog, t *proxy.Tracing) proxy.Live {
+	return proxy.Live{MaxBodyBytes: cfg.Admission.MaxBodyBytes, AccessLog: log, Tracing: t}
 }

@@ -29,20 +29,7 @@ type dnsKey struct {
 
 func startDNS(t *testing.T) *testDNS {
 	t.Helper()
-	// The kernel picks a free UDP port; the same number over TCP may be
-	// some connection's local port at that moment: try another one then.
-	var pc net.PacketConn
-	var ln net.Listener
-	for attempt := 0; ; attempt++ {
-		var err error
-		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
-		require.NoError(t, err)
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-		require.Less(t, attempt, 20, "no port free for both UDP and TCP: %v", err)
-	}
+	pc, ln := listenUDPAndTCP(t)
 	z := &testDNS{addr: pc.LocalAddr().String(), records: map[dnsKey][]dns.RR{}}
 	z.udp = &dns.Server{PacketConn: pc, Handler: z}
 	z.tcp = &dns.Server{Listener: ln, Handler: z}
@@ -50,6 +37,26 @@ func startDNS(t *testing.T) *testDNS {
 	go func() { _ = z.tcp.ActivateAndServe() }()
 	t.Cleanup(z.stop)
 	return z
+}
+
+// listenUDPAndTCP binds UDP and TCP on one kernel-chosen port: the UDP
+// port comes first, and another process may hold the same number in TCP,
+// so a few ports are tried.
+func listenUDPAndTCP(t *testing.T) (net.PacketConn, net.Listener) {
+	t.Helper()
+	var err error
+	for range 10 {
+		pc, perr := net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, perr)
+		ln, lerr := net.Listen("tcp", pc.LocalAddr().String())
+		if lerr == nil {
+			return pc, ln
+		}
+		pc.Close()
+		err = lerr
+	}
+	require.NoError(t, err)
+	return nil, nil
 }
 
 // set replaces the records of name and type (text in zone-file form, TTL 1).

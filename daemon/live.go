@@ -26,6 +26,7 @@ import (
 //	aimd.*                            the limiter: started, reconfigured or stopped
 //	timeouts.dial, response_header, idle_conn   new upstream transports
 //	admission.max_body_bytes, access_log.*      the data plane, from its next request
+//	tracing.*, OTEL_*                 a new tracer provider, from the next request (tracing.go)
 //	websocket.drain_timeout           open and new WebSockets
 //	metrics_dump.*                    the dumper
 //	state_file, shutdown_grace        read where they are used
@@ -39,6 +40,7 @@ type liveChange struct {
 	cert       *tls.Certificate // the pair to serve, read again on every reload
 	certs      *certStore       // where it goes: the running store, or a new one when HTTPS turns on
 	log        *logChange
+	tracing    *tracingChange
 	servers    *swap
 }
 
@@ -83,6 +85,9 @@ func (d *Daemon) prepareLive(prev, next *config.Config, plan *ReloadPlan) (_ *li
 	if c.log, err = d.accessLog.prepare(next.AccessLog); err != nil {
 		return nil, err
 	}
+	if c.tracing, err = d.tracing.prepare(next.Tracing); err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
 	if c.cert != nil && c.certs.cur.Load() == nil {
 		c.certs.cur.Store(c.cert) // a store no server uses yet: the new servers need its pair
 	}
@@ -95,6 +100,9 @@ func (d *Daemon) prepareLive(prev, next *config.Config, plan *ReloadPlan) (_ *li
 func (c *liveChange) abort() {
 	if c.log != nil {
 		c.log.abort()
+	}
+	if c.tracing != nil {
+		c.tracing.abort()
 	}
 	if c.servers != nil {
 		c.servers.abort()
@@ -136,7 +144,7 @@ func (c *liveChange) commit() error {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("access_log: %w", err))
 	}
-	d.proxy.SetLive(proxyLive(next, log))
+	d.proxy.SetLive(proxyLive(next, log, c.tracing.commit()))
 	md := next.MetricsDump
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()

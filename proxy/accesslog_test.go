@@ -3,10 +3,13 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -22,7 +25,7 @@ import (
 // accessLogFields are the keys every access-log line carries (issue 6).
 var accessLogFields = []string{
 	"time", "req_id", "method", "host", "path", "status", "latency_ms", "upstream_ms",
-	"backend", "policy", "attempts", "client", "bytes", "reject", "trace_id",
+	"backend", "policy", "attempts", "client", "bytes", "reject", "trace_id", "span_id",
 }
 
 func parseLines(t *testing.T, b []byte) []map[string]any {
@@ -71,6 +74,74 @@ func TestAccessLogLineHasEveryField(t *testing.T) {
 	require.Equal(t, "overload", lines[1]["reject"])
 	require.Equal(t, "", lines[1]["backend"])
 	require.Equal(t, "", lines[1]["trace_id"])
+}
+
+// slogLine is an access-log line as lbd wrote it before issue 18, through
+// log/slog's JSON handler: the reference that appendJSON must match byte
+// for byte.
+func slogLine(l *accessLine, now time.Time) []byte {
+	var buf bytes.Buffer
+	h := slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})
+	rec := slog.NewRecord(now, slog.LevelInfo, "request", 0)
+	rec.AddAttrs(
+		slog.String("req_id", l.reqID), slog.String("method", l.method), slog.String("host", l.host),
+		slog.String("path", l.path), slog.Int("status", l.status),
+		slog.Float64("latency_ms", float64(l.latencyUs)/1e3), slog.Float64("upstream_ms", float64(l.upstreamUs)/1e3),
+		slog.String("backend", l.backend), slog.String("policy", l.policy), slog.Int("attempts", l.attempts),
+		slog.String("client", l.client), slog.Int64("bytes", l.bytes), slog.String("reject", l.reject),
+		slog.String("trace_id", l.traceID), slog.String("span_id", l.spanID),
+	)
+	if err := h.Handle(context.Background(), rec); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}
+
+func TestAccessLineIsSlogs(t *testing.T) {
+	strs := []string{
+		"", "plain", `quote " and \ backslash`, "ctl \x00\x01\x08\x0b\x0c\x1b\x1f\x7f", "\n\r\t",
+		"<script>&amp;</script>", "é ü 日本 🎉", "bad \xff\xfe utf8", "\u2028 and \u2029",
+		"cut \xe2\x82", "\xed\xa0\x80 surrogate", "/path?q=1&r=<2>", "\uFEFF bom", "\U0010FFFF max",
+	}
+	micros := []int64{0, 1, 10, 100, 120, 1000, 1001, 1500, 2250, 1234567, 99999999999, 999999999999, 1e12, 1e12 + 1,
+		123456789012345, 1<<53 + 1, math.MaxInt64, -1, -1500}
+	zone := time.FixedZone("odd", -(3*3600 + 30*60))
+	times := []time.Time{
+		time.Date(2026, 12, 1, 15, 4, 5, 123456789, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 100000000, zone), // trailing zeros in the fraction go
+		time.Date(2026, 1, 2, 3, 4, 5, 0, time.Local),
+		time.Now(), // with a monotonic reading, which the line drops
+	}
+	n := 0
+	for i, s := range strs {
+		for j, us := range micros {
+			l := accessLine{
+				reqID: s, method: strs[(i+1)%len(strs)], host: strs[(i+2)%len(strs)], path: strs[(i+3)%len(strs)],
+				status: 100 + i*37, latencyUs: us, upstreamUs: micros[(j+1)%len(micros)],
+				backend: strs[(i+4)%len(strs)], policy: strs[(i+5)%len(strs)], attempts: j,
+				client: strs[(i+6)%len(strs)], bytes: int64(j) << 40, reject: strs[(i+7)%len(strs)],
+				traceID: strs[(i+8)%len(strs)],
+			}
+			now := times[(i+j)%len(times)]
+			require.Equal(t, string(slogLine(&l, now)), string(l.appendJSON(nil, now)), "strings %d, micros %d", i, j)
+			n++
+		}
+	}
+	require.Equal(t, len(strs)*len(micros), n)
+}
+
+// FuzzAccessLine holds the encoder equal to slog's on any strings and
+// latencies.
+//
+//	go test -run '^$' -fuzz FuzzAccessLine -fuzztime 30s ./proxy/
+func FuzzAccessLine(f *testing.F) {
+	f.Add("GET", "/a\"b", "\xff\u2028", int64(1500), int64(7))
+	f.Fuzz(func(t *testing.T, method, path, client string, latency, bytes int64) {
+		l := accessLine{reqID: client, method: method, path: path, host: path + method, status: 200,
+			latencyUs: latency, upstreamUs: latency / 7, client: client, bytes: bytes, reject: method, traceID: path}
+		now := time.Unix(0, bytes).UTC()
+		require.Equal(t, string(slogLine(&l, now)), string(l.appendJSON(nil, now)))
+	})
 }
 
 func TestSampledAccessLogKeepsErrorsAndRejections(t *testing.T) {
@@ -203,8 +274,8 @@ func TestLineWriterReportsOutputErrorOnClose(t *testing.T) {
 }
 
 // BenchmarkAccessLog is the request path's cost of one access-log line:
-// formatting (slog JSON) and the copy into the batch; the write(2) happens
-// on the flusher.
+// formatting (the JSON encoder of accesslog_json.go) and the copy into the
+// batch; the write(2) happens on the flusher.
 //
 //	go test -run '^$' -bench AccessLog -benchmem ./proxy/
 func BenchmarkAccessLog(b *testing.B) {

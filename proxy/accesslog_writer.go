@@ -62,7 +62,7 @@ func NewLineWriter(out io.Writer, flushEvery time.Duration, bufferBytes int) *Li
 	return w
 }
 
-// Write buffers p (one log line; slog writes each record in one call).
+// Write buffers p (one log line; AccessLog writes each line in one call).
 func (w *LineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	for !w.closed && len(w.buf) > 0 && len(w.buf)+len(p) > 2*w.limit {

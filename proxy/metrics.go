@@ -88,8 +88,21 @@ func (m *metrics) observe(st *reqState, d time.Duration) {
 	case st.pool != nil:
 		up = st.pool.none
 	}
-	up.duration.Observe(d.Seconds())
+	observeDuration(up.duration, d, st)
 	up.count(st.status)
+}
+
+// observeDuration records a request's latency, with its trace id as the
+// exemplar when its trace was recorded, so that a dashboard can go from a
+// latency bucket to a trace of a request in it.
+func observeDuration(o prometheus.Observer, d time.Duration, st *reqState) {
+	if tid, ok := st.sampledTraceID(); ok {
+		if eo, ok := o.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(d.Seconds(), prometheus.Labels{"trace_id": tid})
+			return
+		}
+	}
+	o.Observe(d.Seconds())
 }
 
 func (u *upstream) count(code int) {

@@ -9,10 +9,13 @@ package proxy
 //     early 413), so full duplex is turned on for requests with a body.
 //     HTTP/2 streams are always full duplex.
 //   - "Expect: 100-continue" is answered by lbd, not forwarded, as nginx and
-//     Envoy do by default: Go's server sends the 100 when the body is first
-//     read, which the upstream transport does at once. Forwarded, it made
-//     Go's transport withhold the body when the backend answered before
-//     asking for it (a streaming echo), and the exchange hung.
+//     Envoy do by default. Forwarded, it made Go's transport withhold the
+//     body when the backend answered before asking for it (a streaming
+//     echo), and the exchange hung. lbd sends the 100 itself once the
+//     request is admitted, just before forwarding it: Go's server would send
+//     it on the body's first read, but when the backend's response head
+//     reaches WriteHeader before the transport's first read of the body,
+//     the server sends no 100 at all, and the client never sends the body.
 //   - "Upgrade: h2c" is not an upgrade lbd performs: RFC 9113 deprecated it
 //     and the standard library serves cleartext HTTP/2 by prior knowledge
 //     only. The offer is dropped, so the request is answered in HTTP/1.1
@@ -32,11 +35,15 @@ import (
 // otherwise done must run when the request returns, which for an upgraded
 // connection is when the connection closes.
 func (h *Handler) enter(w http.ResponseWriter, r *http.Request, st *reqState) (ctx context.Context, done func(), ok bool) {
-	ctx = context.WithValue(r.Context(), ctxKey{}, st)
+	st.Context = r.Context()
+	ctx = st
 	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
 		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil && !errors.Is(err, http.ErrNotSupported) {
 			h.log.Debug("full duplex", "req_id", st.id, "err", err)
 		}
+	}
+	if r.Body != nil && r.Body != http.NoBody && hasToken(r.Header["Expect"], "100-continue") {
+		st.continue100 = true
 	}
 	r.Header.Del("Expect")
 	dropH2CUpgrade(r.Header)

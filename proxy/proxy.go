@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/rs/xid"
 
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/proxy/h1"
 	"github.com/lbd/lbd/scheduler"
 )
 
@@ -34,6 +36,9 @@ type Live struct {
 	// MaxBodyBytes caps request bodies (413 beyond); 0 means no limit.
 	MaxBodyBytes int64
 	AccessLog    *AccessLog // nil logs nothing
+	// Tracing makes spans of each request and attempt; nil makes none and
+	// passes traceparent through untouched.
+	Tracing *Tracing
 }
 
 // Admitter decides whether a request may start (rate limits, global and
@@ -107,11 +112,12 @@ func New(o Options) *Handler {
 	}
 	h.routes.Store(h.NewRoutes(nil, pools))
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:      rewrite,
-		Transport:    h.tr,
-		BufferPool:   bufferPool{},
-		ErrorHandler: h.errorHandler,
-		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+		Rewrite:        rewrite,
+		Transport:      h.tr,
+		BufferPool:     bufferPool{},
+		ModifyResponse: moveHeader,
+		ErrorHandler:   h.errorHandler,
+		ErrorLog:       slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}
 	return h
 }
@@ -154,14 +160,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.id = r.Header.Get("X-Request-Id")
 	if st.id == "" || len(st.id) > 128 {
 		st.id = xid.New().String()
-		r.Header.Set("X-Request-Id", st.id)
+		st.setHeader(r.Header, "X-Request-Id", hdrRequestID, st.id)
 	}
-	w.Header().Set("X-Request-Id", st.id)
+	st.setHeader(w.Header(), "X-Request-Id", hdrResponseID, st.id)
 	st.client = h.opts.ClientIP(r)
 	if isGRPC(r.Header) {
 		st.grpc = newGRPCCall(r.Header, st.start)
 	}
-	if st.route = h.routes.Load().match(r); st.route == nil {
+	st.route = h.routes.Load().match(r)
+	if t := st.live.Tracing; t != nil {
+		t.startServer(r, st)
+	}
+	if st.route == nil {
 		st.reject(http.StatusNotFound, RejectNoRoute, 0)
 		h.finish(st, r)
 		return
@@ -197,11 +207,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st.route.requests != nil {
 		st.route.requests.Inc()
 	}
+	if st.continue100 { // see protocols.go
+		w.WriteHeader(http.StatusContinue)
+	}
 	h.active.Add(1)
 	defer func() { // deferred: ReverseProxy aborts a broken response by panicking
 		h.active.Add(-1)
 		st.pool.leave()
 		h.finish(st, r)
+		h1.ReuseHeader(st.upHeader) // ReverseProxy and the retry transport are done with it
 	}()
 	h.rp.ServeHTTP(st, r.WithContext(ctx))
 }
@@ -209,26 +223,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) finish(st *reqState, r *http.Request) {
 	d := time.Since(st.start)
 	h.metrics.observe(st, d)
-	if al := st.live.AccessLog; al != nil {
-		policy := ""
+	al := st.live.AccessLog
+	policy := ""
+	if al != nil || st.span != nil && st.span.IsRecording() {
 		if h.opts.Policy != nil {
 			policy = h.opts.Policy()
 		} else if st.pool != nil {
 			policy = st.pool.picker().Policy()
 		}
+	}
+	if st.span != nil {
+		st.endServer(policy)
+	}
+	if al != nil {
 		al.Log(r, st, d, policy)
 	}
 }
 
-// rewrite sets X-Forwarded-For (appending to what arrived), -Host and
-// -Proto, and strips the route's path prefix when it says so. The upstream
-// URL is set per attempt by the transport, once a backend is picked; the
-// Host header stays the client's.
+// rewrite sets X-Forwarded-For (appending to what arrived), -Host and -Proto,
+// as ProxyRequest.SetXForwarded does, with the values kept in the request's
+// state (setHeader), and strips the route's path prefix when it says so.
+// The upstream URL is set per attempt by the transport, once a backend is
+// picked; the Host header stays the client's.
 func rewrite(pr *httputil.ProxyRequest) {
-	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
-	pr.SetXForwarded()
 	pr.Out.URL.Scheme = "http"
-	if st := stateOf(pr.In.Context()); st != nil && st.route.stripPrefix {
+	st := stateOf(pr.In.Context())
+	if st == nil {
+		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+		pr.SetXForwarded()
+		return
+	}
+	h := pr.Out.Header
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err != nil {
+		delete(h, "X-Forwarded-For")
+	} else if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
+		st.setHeader(h, "X-Forwarded-For", hdrForwardedFor, strings.Join(prior, ", ")+", "+ip)
+	} else {
+		st.setHeader(h, "X-Forwarded-For", hdrForwardedFor, ip)
+	}
+	st.setHeader(h, "X-Forwarded-Host", hdrForwardedHost, pr.In.Host)
+	proto := "http"
+	if pr.In.TLS != nil {
+		proto = "https"
+	}
+	st.setHeader(h, "X-Forwarded-Proto", hdrForwardedProto, proto)
+	if st.route != nil && st.route.stripPrefix {
 		pr.Out.URL.Path, pr.Out.URL.RawPath = st.route.strip(pr.Out.URL.Path, pr.Out.URL.RawPath)
 	}
 }
@@ -242,10 +281,62 @@ func PeerIP(r *http.Request) string {
 	return host
 }
 
-// bufferPool lends ReverseProxy its 32 KiB copy buffers.
+// moveHeader is ReverseProxy's ModifyResponse: it moves the backend's
+// header fields into the client's response header itself, value slices
+// and all, and leaves resp.Header empty, so that ReverseProxy's copyHeader,
+// which appends value by value into new slices (an allocation per field),
+// has nothing left to copy. The result is the same header. Responses whose
+// header is read again after this point keep ReverseProxy's own copy: a 101
+// (the upgrade checks it), an event stream (flushInterval reads its type)
+// and gRPC (the retry transport reads grpc-status when the body closes).
+//
+// It also notes the response's header map, which ServeHTTP gives back to
+// proxy/h1 for a later response once the request is over.
+func moveHeader(resp *http.Response) error {
+	if resp.Request == nil {
+		return nil
+	}
+	st := stateOf(resp.Request.Context())
+	if st == nil {
+		return nil
+	}
+	st.upHeader = resp.Header
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return nil
+	}
+	if ct := resp.Header["Content-Type"]; len(ct) > 0 &&
+		(hasPrefixFold(ct[0], "text/event-stream") || hasPrefixFold(ct[0], "application/grpc")) {
+		return nil
+	}
+	dst := st.ResponseWriter.Header()
+	for k, vv := range resp.Header {
+		if prior, ok := dst[k]; ok {
+			dst[k] = append(prior, vv...)
+		} else {
+			dst[k] = vv
+		}
+	}
+	clear(resp.Header)
+	return nil
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+// bufferPool lends ReverseProxy its 32 KiB copy buffers. The pool holds
+// array pointers, so that neither Get nor Put allocates (a slice would be
+// boxed anew on every Put).
 type bufferPool struct{}
 
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+const copyBufSize = 32 << 10
 
-func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+var buffers = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
+
+func (bufferPool) Get() []byte { return buffers.Get().(*[copyBufSize]byte)[:] }
+
+func (bufferPool) Put(b []byte) {
+	if cap(b) >= copyBufSize {
+		buffers.Put((*[copyBufSize]byte)(b[:copyBufSize]))
+	}
+}

@@ -88,6 +88,7 @@ type route struct {
 	methods     []string
 	stripPrefix bool
 	requests    prometheus.Counter
+	spanNames   *spanNames // "GET <route name or pool>", by method (tracing.go)
 }
 
 type headerMatch struct{ name, value string } // name in canonical form
@@ -103,7 +104,7 @@ func (h *Handler) NewRoutes(rs []config.Route, pools map[string]*Pool) *Routes {
 	}
 	t := &Routes{}
 	if p := pools[config.DefaultPool]; p != nil && len(rs) == 0 {
-		t.fallback = &route{name: "", pool: p}
+		t.fallback = &route{name: "", pool: p, spanNames: newSpanNames(p.name)}
 	}
 	for i, r := range rs {
 		c := route{
@@ -119,6 +120,11 @@ func (h *Handler) NewRoutes(rs []config.Route, pools map[string]*Pool) *Routes {
 			c.headers = append(c.headers, headerMatch{http.CanonicalHeaderKey(name), value})
 		}
 		c.requests = h.metrics.routeRequests.WithLabelValues(c.name)
+		target := r.Name
+		if target == "" {
+			target = r.Pool
+		}
+		c.spanNames = newSpanNames(target)
 		t.routes = append(t.routes, c)
 	}
 	return t

@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lbd/lbd/backendactor"
 )
@@ -11,29 +14,62 @@ import (
 // maxTries bounds the backends one request may try (1 + retries).
 const maxTries = 8
 
-// reqState is everything one request learns on its way, and the
-// ResponseWriter that records what was sent. One allocation per request.
+// reqState is everything one request learns on its way, the
+// ResponseWriter that records what was sent, and the request's context as
+// the proxy passes it on. One allocation per request.
 type reqState struct {
 	http.ResponseWriter
-	id, client string
-	start      time.Time
-	headers    time.Duration // from start to the response headers, 0 until sent
-	status     int
-	bytes      int64
-	wrote      bool // response headers (or bytes) reached the client: no retry after that
-	backend    *backendactor.Handle
-	up         *upstream
-	upstream   time.Duration // time to the chosen backend's response headers
-	tries      [maxTries]*backendactor.Handle
-	attempts   int
-	rejected   string        // X-Lbd-Reject reason, if lbd answered itself
-	grpc       *grpcCall     // set for gRPC calls: lbd answers them in gRPC
-	upgrade    *upgradeConn  // set when the request asks to switch protocols (websocket.go)
-	ticket     Ticket        // to tell when the request is over; nil once told
-	route      *route        // the route that matched (nil: none did)
-	pool       *Pool         // its pool
-	settings   *PoolSettings // the pool's settings when the request started
-	live       *Live         // the data plane's settings when the request started
+	context.Context // the request's own; see Value
+	id, client      string
+	start           time.Time
+	headers         time.Duration // from start to the response headers, 0 until sent
+	status          int
+	bytes           int64
+	wrote           bool // response headers (or bytes) reached the client: no retry after that
+	backend         *backendactor.Handle
+	up              *upstream
+	upstream        time.Duration // time to the chosen backend's response headers
+	tries           [maxTries]*backendactor.Handle
+	attempts        int
+	rejected        string        // X-Lbd-Reject reason, if lbd answered itself
+	grpc            *grpcCall     // set for gRPC calls: lbd answers them in gRPC
+	upgrade         *upgradeConn  // set when the request asks to switch protocols (websocket.go)
+	ticket          Ticket        // to tell when the request is over; nil once told
+	route           *route        // the route that matched (nil: none did)
+	pool            *Pool         // its pool
+	settings        *PoolSettings // the pool's settings when the request started
+	live            *Live         // the data plane's settings when the request started
+	span            trace.Span      // the server span; nil with tracing off (tracing.go)
+	spanCtx         context.Context // holds span and the caller's baggage, for the attempts' spans
+	continue100     bool            // the client waits for "100 Continue" before its body
+	hdr             [hdrSlots]string
+	upHeader        http.Header // the response's header as the transport made it (moveHeader)
+}
+
+// Slots in reqState.hdr for the header values lbd sets on every request.
+const (
+	hdrRequestID  = iota // X-Request-Id, to the backend
+	hdrResponseID        // X-Request-Id, to the client
+	hdrForwardedFor
+	hdrForwardedHost
+	hdrForwardedProto
+	hdrSlots
+)
+
+// Value makes the state its own context value (stateOf), so that passing
+// it down costs no context.WithValue of its own.
+func (s *reqState) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return s
+	}
+	return s.Context.Value(key)
+}
+
+// setHeader sets h[key] to the one value v, kept in the state's slot i:
+// the value's slice costs no allocation of its own (Header.Set makes one).
+func (s *reqState) setHeader(h http.Header, key string, slot int, v string) {
+	s.hdr[slot] = v
+	h[key] = s.hdr[slot : slot+1 : slot+1]
 }
 
 // leaveAdmission gives the request's place under the limits back, once:

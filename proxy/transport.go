@@ -10,7 +10,10 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/lbd/lbd/backendactor"
+	"github.com/lbd/lbd/proxy/h1"
 	"github.com/lbd/lbd/scheduler"
 )
 
@@ -99,12 +102,14 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 		ctx, cancel = context.WithTimeout(req.Context(), pt)
 		req = req.WithContext(ctx)
 	}
+	req, span := st.traceAttempt(req, up, h)
 	start := time.Now()
 	resp, err := up.rt.RoundTrip(req)
 	lat := time.Since(start)
 	st.upstream = lat
 	if err != nil {
 		cancel()
+		attemptFailed(span, err)
 		o := classifyErr(out.Context(), err)
 		h.Release(lat, o)
 		return nil, o == backendactor.GatewayError && replayable(out) && notSent(err), err
@@ -116,9 +121,10 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 		resp.Body.Close()
 		cancel()
+		attemptAnswered(span, resp, o, false)
 		return nil, true, errUpstream5xx
 	}
-	resp.Body = newReleaseBody(resp, h, lat, o, cancel)
+	resp.Body = newReleaseBody(resp, h, lat, o, cancel, span)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		st.upgraded(h)
 	}
@@ -156,7 +162,7 @@ func notSent(err error) bool {
 	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+	return errors.Is(err, h1.ErrNotSent) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errUpstream5xx)
 }
 
@@ -193,6 +199,7 @@ type releaseBody struct {
 	lat    time.Duration
 	o      backendactor.Outcome // as judged from the response headers
 	cancel context.CancelFunc
+	span   trace.Span // the attempt's client span, ended here; nil with tracing off
 	done   atomic.Bool
 	eof    atomic.Bool // read to the end: trailers are in
 	broken atomic.Bool // a read failed before the end
@@ -206,8 +213,8 @@ func (b releaseRWBody) Write(p []byte) (int, error) {
 	return b.ReadCloser.(io.ReadWriteCloser).Write(p)
 }
 
-func newReleaseBody(resp *http.Response, h *backendactor.Handle, lat time.Duration, o backendactor.Outcome, cancel context.CancelFunc) io.ReadCloser {
-	rb := &releaseBody{ReadCloser: resp.Body, resp: resp, h: h, lat: lat, o: o, cancel: cancel}
+func newReleaseBody(resp *http.Response, h *backendactor.Handle, lat time.Duration, o backendactor.Outcome, cancel context.CancelFunc, span trace.Span) io.ReadCloser {
+	rb := &releaseBody{ReadCloser: resp.Body, resp: resp, h: h, lat: lat, o: o, cancel: cancel, span: span}
 	if _, ok := resp.Body.(io.ReadWriteCloser); ok {
 		return releaseRWBody{rb}
 	}
@@ -227,8 +234,10 @@ func (b *releaseBody) Read(p []byte) (int, error) {
 func (b *releaseBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.done.CompareAndSwap(false, true) {
-		b.h.Release(b.lat, b.outcome())
+		o := b.outcome()
+		b.h.Release(b.lat, o)
 		b.cancel()
+		attemptAnswered(b.span, b.resp, o, b.eof.Load())
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -11,14 +12,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lbd/lbd/backendactor"
+	"github.com/lbd/lbd/proxy/h1"
 )
 
-// TransportOptions tune the shared upstream transports.
+// TransportOptions tune the upstream transports: each backend's own
+// HTTP/1.1 transport and connection pool (proxy/h1), and the shared HTTP/2
+// ones (net/http).
 type TransportOptions struct {
 	DialTimeout           time.Duration
 	ResponseHeaderTimeout time.Duration
 	IdleConnTimeout       time.Duration
-	MaxIdleConnsPerHost   int
+	MaxIdleConnsPerHost   int // idle connections kept per backend (also bounded by its cap)
 }
 
 // HTTP/2 connection health: a connection with no frame for h2PingAfter is
@@ -49,7 +53,7 @@ type upstreams struct {
 	cache sync.Map // *backendactor.Handle -> *upstream
 
 	mu       sync.Mutex
-	byProto  map[string]http.RoundTripper
+	byProto  map[string]*multiplexed // the shared HTTP/2 transports
 	closeFns []func()
 }
 
@@ -63,7 +67,7 @@ func newUpstreams(o TransportOptions, m *metrics) *upstreams {
 	if o.MaxIdleConnsPerHost <= 0 {
 		o.MaxIdleConnsPerHost = 512
 	}
-	return &upstreams{opts: o, m: m, byProto: map[string]http.RoundTripper{}}
+	return &upstreams{opts: o, m: m, byProto: map[string]*multiplexed{}}
 }
 
 // get returns h's upstream; pool names h's pool in the metrics labels.
@@ -75,31 +79,63 @@ func (u *upstreams) get(h *backendactor.Handle, pool string) *upstream {
 	if err != nil { // URLs are validated before a backend exists; keep the request alive anyway
 		target = &url.URL{Scheme: "http", Host: h.URL()}
 	}
-	up := &upstream{target: target, rt: u.transport(h.Protocol(), h.URL(), h.TLS()), pool: pool, backend: h.URL(), m: u.m}
+	up := &upstream{target: target, pool: pool, backend: h.URL(), m: u.m}
+	own := u.ownHTTP1(h, target)
+	up.rt = u.transport(h.Protocol(), h.URL(), h.TLS(), own)
 	up.duration = u.m.duration.WithLabelValues(pool, h.URL())
-	v, _ := u.cache.LoadOrStore(h, up)
+	v, loaded := u.cache.LoadOrStore(h, up)
+	if loaded && own != nil { // another request built it first
+		own.Close()
+	}
 	return v.(*upstream)
 }
 
-// transport returns the shared round tripper for a protocol; backends with
-// their own TLS trust (the handle's TLS) get their own, since trust lives
-// in the transport.
-func (u *upstreams) transport(protocol, backendURL string, own *tls.Config) http.RoundTripper {
+// ownHTTP1 builds the backend's own HTTP/1.1 transport and connection pool
+// (proxy/h1), sized by its concurrency cap: no more connections can be busy
+// at once than the backend admits requests.
+func (u *upstreams) ownHTTP1(h *backendactor.Handle, target *url.URL) *h1.Transport {
+	o := h1.Options{
+		DialTimeout: u.opts.DialTimeout, ResponseHeaderTimeout: u.opts.ResponseHeaderTimeout,
+		IdleTimeout: u.opts.IdleConnTimeout, MaxIdle: u.opts.MaxIdleConnsPerHost,
+		Cap: func() int64 { return h.Snapshot().MaxInflight },
+	}
+	if tc := h.TLS(); tc != nil { // the backend's own trust settings (its ca_file, server_name)
+		o.TLS = tc.Clone()
+	}
+	t, err := h1.New(target, o)
+	if err != nil { // URLs are validated before a backend exists
+		return nil
+	}
+	return t
+}
+
+// transport returns the round tripper of a backend: its own HTTP/1.1
+// transport (proxy/h1) for http1, and for h2c and h2 the shared HTTP/2
+// transport of net/http, with the backend's own HTTP/1.1 transport for
+// the upgrades HTTP/2 cannot carry. Backends with their own TLS trust (the
+// handle's TLS) get their own HTTP/2 transport, since trust lives in the
+// transport.
+func (u *upstreams) transport(protocol, backendURL string, ownTLS *tls.Config, own *h1.Transport) http.RoundTripper {
+	var h1rt http.RoundTripper = own
+	if own == nil {
+		h1rt = brokenBackend{backendURL}
+	} else {
+		u.mu.Lock()
+		u.closeFns = append(u.closeFns, own.Close)
+		u.mu.Unlock()
+	}
+	if protocol != "h2c" && protocol != "h2" {
+		return h1rt
+	}
 	key := protocol
-	if own != nil {
+	if ownTLS != nil {
 		key = protocol + " " + backendURL
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if rt, ok := u.byProto[key]; ok {
-		return rt
-	}
-	h1 := u.newTransport(own)
-	h1.Protocols = new(http.Protocols)
-	h1.Protocols.SetHTTP1(true)
-	var rt http.RoundTripper = h1
-	if protocol == "h2c" || protocol == "h2" {
-		h2 := u.newTransport(own)
+	m, ok := u.byProto[key]
+	if !ok {
+		h2 := u.newTransport(ownTLS)
 		h2.Protocols = new(http.Protocols)
 		if protocol == "h2c" {
 			h2.Protocols.SetUnencryptedHTTP2(true) // prior knowledge: no Upgrade round trip
@@ -109,12 +145,22 @@ func (u *upstreams) transport(protocol, backendURL string, own *tls.Config) http
 		h2.HTTP2 = &http.HTTP2Config{SendPingTimeout: h2PingAfter, PingTimeout: h2PingTimeout}
 		grpc := h2.Clone()
 		grpc.ResponseHeaderTimeout = 0
-		rt = &multiplexed{h2: h2, grpc: grpc, h1: h1}
+		m = &multiplexed{h2: h2, grpc: grpc}
+		u.byProto[key] = m
 		u.closeFns = append(u.closeFns, h2.CloseIdleConnections, grpc.CloseIdleConnections)
 	}
-	u.byProto[key] = rt
-	u.closeFns = append(u.closeFns, h1.CloseIdleConnections)
-	return rt
+	return &multiplexed{h2: m.h2, grpc: m.grpc, h1: h1rt}
+}
+
+// brokenBackend answers for a backend whose URL the transport refused,
+// which validation prevents: a 502 naming it, rather than a panic.
+type brokenBackend struct{ url string }
+
+func (b brokenBackend) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		r.Body.Close()
+	}
+	return nil, errors.New("backend " + b.url + ": no HTTP/1.1 transport for this URL")
 }
 
 func (u *upstreams) newTransport(own *tls.Config) *http.Transport {
