@@ -31,14 +31,14 @@ type reqState struct {
 	upstream        time.Duration // time to the chosen backend's response headers
 	tries           [maxTries]*backendactor.Handle
 	attempts        int
-	rejected        string        // X-Lbd-Reject reason, if lbd answered itself
-	grpc            *grpcCall     // set for gRPC calls: lbd answers them in gRPC
-	upgrade         *upgradeConn  // set when the request asks to switch protocols (websocket.go)
-	ticket          Ticket        // to tell when the request is over; nil once told
-	route           *route        // the route that matched (nil: none did)
-	pool            *Pool         // its pool
-	settings        *PoolSettings // the pool's settings when the request started
-	live            *Live         // the data plane's settings when the request started
+	rejected        string          // X-Lbd-Reject reason, if lbd answered itself
+	grpc            *grpcCall       // set for gRPC calls: lbd answers them in gRPC
+	upgrade         *upgradeConn    // set when the request asks to switch protocols (websocket.go)
+	ticket          Ticket          // to tell when the request is over; nil once told
+	route           *route          // the route that matched (nil: none did)
+	pool            *Pool           // its pool
+	settings        *PoolSettings   // the pool's settings when the request started
+	live            *Live           // the data plane's settings when the request started
 	span            trace.Span      // the server span; nil with tracing off (tracing.go)
 	spanCtx         context.Context // holds span and the caller's baggage, for the attempts' spans
 	continue100     bool            // the client waits for "100 Continue" before its body
