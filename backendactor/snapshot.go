@@ -18,6 +18,7 @@ var States = []string{StateHealthy, StateWarming, StateUnhealthy, StateEjected, 
 // never changes a Snapshot after storing it; readers may keep the pointer.
 type Snapshot struct {
 	URL         string
+	Name        string  // the backend's optional name (Config.Label)
 	Weight      int     // configured weight
 	WarmFactor  float64 // (0,1]: share of the weight the warm-up ramp allows now
 	EWMA        time.Duration

@@ -33,6 +33,7 @@ import (
 	"github.com/lbd/lbd/admin"
 	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/controller"
+	"github.com/lbd/lbd/events"
 	"github.com/lbd/lbd/proxy"
 	"github.com/lbd/lbd/routing"
 	"github.com/lbd/lbd/scheduler"
@@ -68,6 +69,7 @@ type Daemon struct {
 	limiter   *limiterSlot
 	dumper    *controller.Dumper
 	advisory  *controller.Advisory
+	events    *events.Log
 	admin     *admin.Server
 	certs     *certStore // nil without tls
 	reloads   *prometheus.CounterVec
@@ -120,6 +122,9 @@ func New(o Options) (_ *Daemon, err error) {
 	if err := d.startObservers(cfg); err != nil {
 		return nil, err
 	}
+	// The events actor outlives the pools, whose backends report to it to the end.
+	d.events = events.New(events.Options{Registry: d.registry, Logger: d.log})
+	d.closers.push("events", d.events.Stop)
 	if d.owner, err = startOwner(d, cfg); err != nil {
 		return nil, err
 	}

@@ -56,7 +56,7 @@ func (o *owner) doReload(next *config.Config, dryRun bool) (*ReloadPlan, error) 
 	lerr := live.commit()
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()
-	err = errors.Join(lerr, o.carryOut(ctx, plan.Routing, table, false))
+	err = errors.Join(lerr, o.carryOut(ctx, plan.Routing, table, whyReload))
 	o.file, o.ov, o.cur = next, ov, table
 	o.publish()
 	o.dirty = true
