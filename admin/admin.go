@@ -20,6 +20,8 @@ import (
 
 	"github.com/lbd/lbd/actor"
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/events"
+	"github.com/lbd/lbd/proxy"
 	"github.com/lbd/lbd/routing"
 	"github.com/lbd/lbd/scheduler"
 )
@@ -64,6 +66,10 @@ type Options struct {
 	// Outliers returns a pool's outlier report for GET /admin/outliers
 	// (false for an unknown pool).
 	Outliers func(pool string) (any, bool)
+	// Tap is the data plane's tap (GET /admin/tap); Events the history of
+	// backend transitions (GET /admin/events). Either may be nil.
+	Tap    *proxy.Tap
+	Events *events.Log
 
 	// Token, when not empty, is the bearer token every call needs except
 	// GET /healthz and GET /readyz (probes of orchestrators carry no
@@ -81,6 +87,9 @@ type Server struct {
 	o     Options
 	mux   *http.ServeMux
 	token atomic.Pointer[bearer] // nil: no token required
+
+	streams    context.Context // ends every SSE stream (EndStreams)
+	endStreams context.CancelFunc
 }
 
 // New builds the admin handler with every route registered.
@@ -95,6 +104,7 @@ func New(o Options) *Server {
 		o.MaxBodyBytes = 64 << 10
 	}
 	s := &Server{o: o, mux: http.NewServeMux()}
+	s.streams, s.endStreams = context.WithCancel(context.Background())
 	s.SetToken(o.Token)
 	s.routes()
 	return s
@@ -121,6 +131,7 @@ func (s *Server) routes() {
 	s.backendRoutes()
 	s.policyRoutes()
 	s.canaryRoutes()
+	s.seeRoutes()
 	if s.o.Gatherer != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelWarn)}))
 	}

@@ -133,7 +133,7 @@ func New(o Options) (_ *Daemon, err error) {
 		Control: d, Registry: d.registry, Gatherer: d.prom, Logger: d.log,
 		Token: token, Config: d.owner.effectiveConfig, Checks: d.selftestChecks(),
 		Traffic: d.trafficFigures, Admission: func() any { return d.AdmissionStatus() }, Advisory: d.advisoryReport,
-		Outliers: d.owner.outlierReport,
+		Outliers: d.owner.outlierReport, Tap: d.proxy.Tap(), Events: d.events,
 	})
 	d.prom.MustRegister(admin.NewCollector(d, d.registry))
 	return d, nil
@@ -188,6 +188,9 @@ func (d *Daemon) AdminAddr() string { return d.servers.adminAddr() }
 // then stops every actor, flushes the access log and says so.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var errs []error
+	// The admin API's streams (tap, events follow) run until their client
+	// leaves: end them, or the admin server's shutdown would wait for them.
+	d.admin.EndStreams()
 	if d.servers != nil {
 		errs = append(errs, d.servers.shutdown(ctx, d.proxy, d.log))
 	}

@@ -216,3 +216,20 @@ func (s *state) recent(f Filter, limit int) []Event {
 
 // Stopped ends the follows: their streams close.
 func (s *state) Stopped() { s.hub.Close() }
+
+// SeqOf reads the Seq of an event Encode wrote, which it puts first: the
+// id of the event in an SSE stream, without decoding the rest.
+func SeqOf(b []byte) uint64 {
+	const prefix = `{"seq":`
+	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
+		return 0
+	}
+	var n uint64
+	for _, c := range b[len(prefix):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
+}

@@ -34,6 +34,7 @@ type reqState struct {
 	pool       *Pool         // its pool
 	settings   *PoolSettings // the pool's settings when the request started
 	live       *Live         // the data plane's settings when the request started
+	tap        *tapRecord    // set while someone listens to the tap (tap.go)
 }
 
 // leaveAdmission gives the request's place under the limits back, once:
