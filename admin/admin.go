@@ -132,6 +132,7 @@ func (s *Server) routes() {
 	s.policyRoutes()
 	s.canaryRoutes()
 	s.seeRoutes()
+	s.uiRoutes()
 	if s.o.Gatherer != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.o.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.o.Logger.Handler(), slog.LevelWarn)}))
 	}

@@ -145,6 +145,7 @@ type state struct {
 	// Why the state and the breaker change in the step being taken (a
 	// message or a tick), for the transitions publish reports.
 	cause, breakerCause string
+	last                lastCauses
 }
 
 func (s *state) now() time.Time { return time.Now() }
@@ -348,7 +349,7 @@ func (s *state) publish(now time.Time) {
 func (s *state) Restart() {
 	p := s.h.snap.Load()
 	now := s.now()
-	*s = state{h: s.h, ref: s.ref, cfg: s.cfg, label: p.Name, weight: p.Weight, maxInflight: p.MaxInflight,
+	*s = state{h: s.h, ref: s.ref, cfg: s.cfg, label: p.Name, last: s.last, weight: p.Weight, maxInflight: p.MaxInflight,
 		ewma: EWMA{Value: p.EWMA, At: now}, version: p.Version, unprobed: s.unprobed}
 	s.health.Up = p.State != StateUnhealthy
 	s.draining = p.State == StateDraining
@@ -377,6 +378,10 @@ func (s *state) stats(now time.Time) Stats {
 		Healthy:    s.health.Up, Draining: s.draining, EjectReason: s.ejectReason, Ejections: s.ejections,
 		BreakerTrips: s.trips, Consecutive5xx: s.h.consec5xx.Load(), ConsecutiveGateway: s.h.consecGateway.Load(),
 		LastProbeDetail: s.health.LastDetail,
+		StateCause:      s.last.state, BreakerCause: s.last.breaker,
+	}
+	if !s.last.since.IsZero() {
+		st.StateSince = ptr(s.last.since)
 	}
 	if !s.warmStart.IsZero() {
 		st.WarmupRemainingMs = max(0, (s.cfg.Warmup - now.Sub(s.warmStart)).Milliseconds())

@@ -57,4 +57,11 @@ type Stats struct {
 	ConsecutiveGateway int64        `json:"consecutive_gateway_failures"`
 	LastProbe          *time.Time   `json:"last_probe,omitempty"`
 	LastProbeDetail    string       `json:"last_probe_detail,omitempty"`
+	// StateCause says why the backend is in its state, since StateSince;
+	// BreakerCause why its breaker is where it is (empty while it has
+	// always been closed). Both are the causes of the last transitions
+	// (GET /admin/events).
+	StateCause   string     `json:"state_cause,omitempty"`
+	StateSince   *time.Time `json:"state_since,omitempty"`
+	BreakerCause string     `json:"breaker_cause,omitempty"`
 }

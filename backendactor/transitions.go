@@ -47,22 +47,32 @@ func (s *state) because(c string) {
 	}
 }
 
-// emit reports a transition to the sink, if there is one. It runs on the
-// actor's goroutine; the sink must not block.
+// emit keeps the transition's cause for Stats and reports the transition
+// to the sink, if there is one. It runs on the actor's goroutine; the sink
+// must not block.
 func (s *state) emit(now time.Time, kind, from, to, cause string) {
+	if kind == KindBreaker {
+		s.last.breaker = cause
+	} else {
+		s.last.state, s.last.since = cause, now
+	}
 	if s.cfg.OnTransition == nil {
 		return
 	}
 	s.cfg.OnTransition(Transition{At: now, URL: s.h.url, Name: s.label, Kind: kind, From: from, To: to, Cause: cause})
 }
 
+// lastCauses are why the backend is in its state and its breaker in its
+// position, as its last transitions said (Stats.StateCause, BreakerCause).
+type lastCauses struct {
+	state, breaker string
+	since          time.Time
+}
+
 // transitions reports what changed between two published snapshots (prev
 // nil: the backend joins) and forgets the step's causes.
 func (s *state) transitions(now time.Time, prev, next *Snapshot) {
 	defer func() { s.cause, s.breakerCause = "", "" }()
-	if s.cfg.OnTransition == nil {
-		return
-	}
 	if prev == nil {
 		s.emit(now, KindState, StateAdded, next.State, s.cfg.JoinCause)
 		if next.Breaker != Closed {

@@ -122,6 +122,10 @@ func TestTransitionsCarryTheirCauses(t *testing.T) {
 		r.HealthChecked = false
 		require.NoError(t, h.SetRules(ctx, r))
 		require.Equal(t, []string{"state unhealthy>warming: active health checks turned off"}, rec.take())
+		st := stats(t, h)
+		require.Equal(t, "active health checks turned off", st.StateCause, "Stats says why, too")
+		require.Equal(t, "breaker: a probe request succeeded", st.BreakerCause)
+		require.Equal(t, time.Now(), *st.StateSince)
 
 		// The name travels with every transition; removal is the last one.
 		require.NoError(t, h.SetName(ctx, "api-one"))

@@ -4,9 +4,11 @@
 //	lbd -demo                                         run with embedded demo backends in two pools
 //	lbd -check -config FILE                           validate a config file
 //	lbd -version                                      print version information
+//	lbd ctl [-admin ADDR] [-o table|json] COMMAND     the admin API's command-line client
 //
 // This is the entry point only: flags, environment, signals and the
-// -check and -demo modes. The daemon itself is package daemon.
+// -check and -demo modes. The daemon itself is package daemon, the client
+// package ctl.
 package main
 
 import (
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/ctl"
 	"github.com/lbd/lbd/daemon"
 )
 
@@ -44,6 +47,10 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	var f flags
 	fs := flag.NewFlagSet("lbd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&f.config, "config", "", "config file (default: ./config.json if present, else built-in defaults)")
 	fs.StringVar(&f.listen, "listen", "", "data-plane listen address (default :3030; env LB_PORT sets the port)")
 	fs.StringVar(&f.admin, "admin", "", "admin listen address (default 127.0.0.1:3031; env LB_ADMIN_ADDR)")
@@ -61,7 +68,24 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	return f, nil
 }
 
+const usage = `usage:
+  lbd [-config FILE] [-listen ADDR] [-admin ADDR]   run the load balancer
+  lbd -demo                                         run with embedded demo backends in two pools
+  lbd -check -config FILE                           validate a config file
+  lbd -version                                      print version information
+  lbd ctl [-admin ADDR] [-o table|json] COMMAND     the admin API's client (lbd ctl -h lists its commands)
+
+flags:
+`
+
 func run(args []string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) > 0 && args[0] == "ctl":
+		return ctl.Main(args[1:], stdout, stderr, ctl.Env{})
+	case len(args) == 1 && (args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help"):
+		_, _ = parseFlags([]string{"-h"}, stdout) // asked for: the usage is the answer, on stdout
+		return 0
+	}
 	f, err := parseFlags(args, stderr)
 	if err != nil {
 		return 2
