@@ -66,7 +66,7 @@ func (s *Server) tap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
-	s.relay(r.Context(), startSSE(w), sub, limit, 0, nil)
+	s.relay(r.Context(), startSSE(w), sub, limit, nil)
 }
 
 // defaultBacklog is how many past events a follow starts with.
@@ -134,5 +134,5 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if out.flush() != nil {
 		return
 	}
-	s.relay(r.Context(), out, sub, 0, 0, events.SeqOf)
+	s.relay(r.Context(), out, sub, 0, events.SeqOf)
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -22,12 +23,19 @@ type Stream interface {
 // notice a client that left.
 const sseHeartbeat = 15 * time.Second
 
+// sseBatch is how often a stream sends what it has. A stream woken for
+// every event would cost a wake-up, a write and a flush per event and per
+// listener; the data plane shares the machine with it. A tenth of a second
+// is quicker than anyone reads, and under load one write carries many events.
+const sseBatch = 100 * time.Millisecond
+
 // sse writes server-sent events: one "data: {json}" event per message,
-// with an id when the message has one, flushed at once.
+// with an id when the message has one, into a buffer flushed once per batch.
 type sse struct {
-	w       http.ResponseWriter
+	w       *bufio.Writer
 	rc      *http.ResponseController
 	dropped uint64
+	pending bool // written since the last flush
 }
 
 func startSSE(w http.ResponseWriter) *sse {
@@ -36,58 +44,51 @@ func startSSE(w http.ResponseWriter) *sse {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx in front must not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	s := &sse{w: w, rc: http.NewResponseController(w)}
+	s := &sse{w: bufio.NewWriterSize(w, 64<<10), rc: http.NewResponseController(w)}
 	_ = s.rc.Flush()
 	return s
 }
 
 // event writes one event; id 0 sends none.
 func (s *sse) event(id uint64, data []byte) error {
-	var err error
+	s.pending = true
 	if id > 0 {
-		_, err = fmt.Fprintf(s.w, "id: %d\n", id)
+		s.w.WriteString("id: ")
+		s.w.WriteString(strconv.FormatUint(id, 10))
+		s.w.WriteByte('\n')
 	}
-	if err == nil {
-		_, err = fmt.Fprintf(s.w, "data: %s\n\n", data)
-	}
+	s.w.WriteString("data: ")
+	s.w.Write(data)
+	_, err := s.w.WriteString("\n\n")
 	return err
 }
 
 // note tells the client how many events it missed so far, as an event of
 // its own type ("dropped"), which an EventSource's onmessage ignores.
-func (s *sse) note(st Stream) error {
-	d := st.Dropped()
-	if d == s.dropped {
-		return nil
+func (s *sse) note(st Stream) {
+	if d := st.Dropped(); d != s.dropped {
+		s.dropped = d
+		s.pending = true
+		fmt.Fprintf(s.w, "event: dropped\ndata: {\"dropped\":%d}\n\n", d)
 	}
-	s.dropped = d
-	_, err := fmt.Fprintf(s.w, "event: dropped\ndata: {\"dropped\":%d}\n\n", d)
-	return err
 }
 
-func (s *sse) flush() error { return s.rc.Flush() }
+// flush sends what was written.
+func (s *sse) flush() error {
+	s.pending = false
+	if err := s.w.Flush(); err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
 
 // relay copies st's events to the client until it leaves, limit events
-// (0: no limit) were sent, the stream ends, or lbd shuts down. It writes
-// whatever is buffered before each flush, so a busy stream costs one
-// write per batch, not per event. idOf gives an event's id (nil: none).
-func (s *Server) relay(ctx context.Context, out *sse, st Stream, limit int, sent int, idOf func([]byte) uint64) {
-	beat := time.NewTicker(sseHeartbeat)
-	defer beat.Stop()
-	write := func(b []byte) bool {
-		var id uint64
-		if idOf != nil {
-			id = idOf(b)
-		}
-		if out.event(id, b) != nil {
-			return false
-		}
-		sent++
-		return limit == 0 || sent < limit
-	}
-	if limit > 0 && sent >= limit {
-		return
-	}
+// (0: no limit) were sent, the stream ends, or lbd shuts down: every
+// sseBatch, whatever arrived since. idOf gives an event's id (nil: none).
+func (s *Server) relay(ctx context.Context, out *sse, st Stream, limit int, idOf func([]byte) uint64) {
+	tick := time.NewTicker(sseBatch)
+	defer tick.Stop()
+	sent, idle := 0, 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -96,18 +97,37 @@ func (s *Server) relay(ctx context.Context, out *sse, st Stream, limit int, sent
 			return
 		case <-st.Done():
 			return
-		case <-beat.C:
-			if _, err := fmt.Fprint(out.w, ": keep-alive\n\n"); err != nil || out.flush() != nil {
-				return
+		case <-tick.C:
+		}
+		for more := true; more; {
+			select {
+			case b := <-st.C():
+				var id uint64
+				if idOf != nil {
+					id = idOf(b)
+				}
+				if out.event(id, b) != nil {
+					return
+				}
+				sent++
+				more = limit == 0 || sent < limit
+			default:
+				more = false
 			}
-		case b := <-st.C():
-			more := write(b)
-			for more && len(st.C()) > 0 {
-				more = write(<-st.C())
-			}
-			if out.note(st) != nil || out.flush() != nil || !more {
-				return
-			}
+		}
+		out.note(st)
+		if idle++; out.pending {
+			idle = 0
+		} else if time.Duration(idle)*sseBatch >= sseHeartbeat {
+			idle = 0
+			out.w.WriteString(": keep-alive\n\n")
+			out.pending = true
+		}
+		if out.pending && out.flush() != nil {
+			return
+		}
+		if limit > 0 && sent >= limit {
+			return
 		}
 	}
 }
