@@ -237,7 +237,9 @@ func TestSetTickEveryChangesThePace(t *testing.T) {
 				r := Spawn(nil, &pacer{}, Options{Name: "p", TickEvery: c.first, Logger: quiet})
 				<-time.After(time.Second + time.Millisecond)
 				require.NoError(t, r.Send(t.Context(), setPace{c.then}))
-				<-time.After(time.Second)
+				// Read between two ticks: a tick due at the very instant of
+				// the read may be taken after it.
+				<-time.After(time.Second + 49*time.Millisecond)
 				ticks, err := Ask(t.Context(), r, func(reply chan<- []time.Time) any { return getPaces{reply} })
 				require.NoError(t, err)
 				var before, after int

@@ -70,6 +70,10 @@ type Options struct {
 	// backend transitions (GET /admin/events). Either may be nil.
 	Tap    *proxy.Tap
 	Events *events.Log
+	// Discovery returns the discovery sources' statuses for GET /admin/discovery.
+	Discovery func() any
+	// Fleet returns the fleet link's status for GET /admin/fleet.
+	Fleet func() any
 
 	// Token, when not empty, is the bearer token every call needs except
 	// GET /healthz and GET /readyz (probes of orchestrators carry no
@@ -123,6 +127,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /admin/pools", takes(s.listPools))
 	s.mux.HandleFunc("POST /admin/reload", takes(s.reload, "dry_run"))
 	s.mux.HandleFunc("GET /admin/outliers", takes(s.outliers, "pool"))
+	s.mux.HandleFunc("GET /admin/discovery", takes(s.discovery))
+	s.mux.HandleFunc("GET /admin/fleet", takes(s.fleet))
 	s.mux.HandleFunc("GET /debug/actors", s.actors)
 	s.mux.HandleFunc("GET /debug/config", s.debugConfig)
 	s.mux.HandleFunc("GET /admin/metrics/json", takes(s.metricsJSON))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lbd/lbd/backendactor"
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/fleet"
 	"github.com/lbd/lbd/routing"
 	"github.com/lbd/lbd/scheduler"
 )
@@ -252,6 +253,10 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &ae):
 		writeError(w, ae.status, ae.msg)
+	case errors.Is(err, fleet.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error()+"; read the state again and retry")
+	case errors.Is(err, fleet.ErrUnavailable):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, routing.ErrUnknownPool):
 		writeError(w, http.StatusNotFound, "pool: "+err.Error())
 	case errors.Is(err, routing.ErrExists), errors.Is(err, routing.ErrOwned), errors.Is(err, scheduler.ErrExists):

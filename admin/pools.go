@@ -98,6 +98,26 @@ func writeProblems(w http.ResponseWriter, status int, summary string, err error)
 	writeJSON(w, status, map[string]any{"error": summary + ": " + lines[0], "problems": lines})
 }
 
+// discovery is GET /admin/discovery: every DNS source with its last
+// success, last error, members and next refresh.
+func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
+	if s.o.Discovery == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"sources": []any{}})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.o.Discovery())
+}
+
+// fleet is GET /admin/fleet: this replica (name, connected, revision
+// applied), the etcd it talks to and the live replicas.
+func (s *Server) fleet(w http.ResponseWriter, _ *http.Request) {
+	if s.o.Fleet == nil {
+		writeJSON(w, http.StatusOK, map[string]any{"enabled": false})
+		return
+	}
+	writeJSON(w, http.StatusOK, s.o.Fleet())
+}
+
 // outliers is GET /admin/outliers: the backends of the pool that the
 // outlier detector has ejected right now, why, since when, until when and
 // how many times each was ejected. The report is read, never asked, so the

@@ -47,6 +47,7 @@ type Config struct {
 	H2C           bool        `json:"h2c"`
 	WebSocket     WebSocket   `json:"websocket"`
 	Backends      []Backend   `json:"backends"`
+	Discovery     []Discovery `json:"discovery"`
 	Policy        string      `json:"policy"`
 	Sticky        Sticky      `json:"sticky"`
 	Canary        Canary      `json:"canary"`
@@ -69,6 +70,39 @@ type Config struct {
 	// "default" (pools.go).
 	Pools  map[string]Pool `json:"pools,omitempty"`
 	Routes []Route         `json:"routes,omitempty"`
+	// Fleet, when set, makes this lbd one replica of several that share
+	// their runtime state (admin changes) through etcd; nil runs alone.
+	Fleet *Fleet `json:"fleet,omitempty"`
+}
+
+// Fleet configures fleet mode: the runtime overlay (backends added or
+// removed through the admin API, drain, weight, cap, policy, sticky, canary)
+// lives under Etcd.Prefix instead of in state_file, and every replica
+// applies it from its watch.
+type Fleet struct {
+	Etcd Etcd `json:"etcd"`
+	// Name identifies this replica under <prefix>replicas/. Empty: the
+	// daemon calls ReplicaName (host name and admin address).
+	Name string `json:"name"`
+}
+
+// Etcd is how a replica reaches the etcd cluster.
+type Etcd struct {
+	Endpoints []string `json:"endpoints"`
+	// Prefix is prepended to every key lbd reads or writes ("/lbd/").
+	Prefix      string   `json:"prefix"`
+	DialTimeout Duration `json:"dial_timeout"`
+	// Username and PasswordFile, both or neither, log in to an etcd with
+	// authentication on; the file holds the password (trailing white space
+	// is trimmed), so it stays out of the config file.
+	Username     string `json:"username"`
+	PasswordFile string `json:"password_file"`
+	// CAFile verifies the servers of https endpoints (system roots when
+	// empty); CertFile and KeyFile, both or neither, are the client
+	// certificate an etcd with --client-cert-auth asks for.
+	CAFile   string `json:"ca_file"`
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
 }
 
 // Admin configures the admin listener (admin REST, /metrics, /debug).
@@ -102,6 +136,38 @@ type Backend struct {
 	MaxInflight int    `json:"max_inflight"`
 	// Protocol is http1 (default), h2c or h2 (needs an https URL).
 	Protocol   string `json:"protocol"`
+	CAFile     string `json:"ca_file,omitempty"`
+	ServerName string `json:"server_name,omitempty"`
+}
+
+// Discovery is one DNS source of backends: the members it finds join the
+// pool beside its static backends and follow the records while lbd runs
+// (package discovery). The type stands alone so that a pool section can hold
+// a list of them too.
+type Discovery struct {
+	// DNS is the name to look up: an SRV name such as
+	// "_http._tcp.api.service.consul", or a host name for type a.
+	DNS string `json:"dns"`
+	// Type is "srv" (targets and ports from SRV records) or "a" (every A
+	// and AAAA address, with Port).
+	Type string `json:"type"`
+	// Port is the backends' port for type a; SRV records carry their own,
+	// so it must be left out (0) for type srv.
+	Port int `json:"port,omitempty"`
+	// Resolver is the DNS server as IP:port; empty means the nameservers
+	// of /etc/resolv.conf.
+	Resolver string `json:"resolver"`
+	// Refresh is the longest time between two lookups; a lower record TTL
+	// makes it shorter, never below MinDiscoveryRefresh.
+	Refresh Duration `json:"refresh"`
+	// Scheme is http or https; Protocol, MaxInflight, CAFile and ServerName
+	// mean what they mean for a static backend, for every member.
+	Scheme      string `json:"scheme"`
+	Protocol    string `json:"protocol"`
+	MaxInflight int    `json:"max_inflight"`
+	// Weight is every member's weight for type a; for type srv it scales
+	// each record's weight (a record weight of 0 counts as 1).
+	Weight     int    `json:"weight"`
 	CAFile     string `json:"ca_file,omitempty"`
 	ServerName string `json:"server_name,omitempty"`
 }

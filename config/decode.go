@@ -17,9 +17,21 @@ import (
 )
 
 var (
-	backendType = reflect.TypeFor[Backend]()
-	configType  = reflect.TypeFor[Config]()
+	configType = reflect.TypeFor[Config]()
+	fleetType  = reflect.TypeFor[Fleet]()
 )
+
+// elemDefault is the value an element of a slice of t starts from before
+// its JSON is applied: DefaultBackend and DefaultDiscovery, else the zero value.
+func elemDefault(t reflect.Type) (reflect.Value, bool) {
+	switch t {
+	case reflect.TypeFor[Backend]():
+		return reflect.ValueOf(DefaultBackend()), true
+	case reflect.TypeFor[Discovery]():
+		return reflect.ValueOf(DefaultDiscovery()), true
+	}
+	return reflect.Value{}, false
+}
 
 type decoder struct {
 	problems []Problem
@@ -70,6 +82,14 @@ func (d *decoder) value(path string, raw json.RawMessage, v reflect.Value) {
 		d.array(path, raw, v)
 	case reflect.Map:
 		d.mapObject(path, raw, v, func() reflect.Value { return reflect.New(v.Type().Elem()).Elem() })
+	case reflect.Pointer: // an optional section: present means on, from its defaults
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+			if v.Type().Elem() == fleetType {
+				v.Elem().Set(reflect.ValueOf(DefaultFleet()))
+			}
+		}
+		d.value(path, raw, v.Elem())
 	default:
 		if err := json.Unmarshal(raw, v.Addr().Interface()); err != nil {
 			d.add(path, wantMessage(v.Kind(), raw))
@@ -153,7 +173,7 @@ func (d *decoder) mapObject(path string, raw json.RawMessage, v reflect.Value, s
 }
 
 // array replaces v's slice with the JSON array's elements, each starting
-// from its default (DefaultBackend for backends, the zero value otherwise).
+// from its default (elemDefault).
 func (d *decoder) array(path string, raw json.RawMessage, v reflect.Value) {
 	var elems []json.RawMessage
 	if raw[0] != '[' || json.Unmarshal(raw, &elems) != nil {
@@ -162,8 +182,8 @@ func (d *decoder) array(path string, raw json.RawMessage, v reflect.Value) {
 	}
 	s := reflect.MakeSlice(v.Type(), len(elems), len(elems))
 	for i, e := range elems {
-		if v.Type().Elem() == backendType {
-			s.Index(i).Set(reflect.ValueOf(DefaultBackend()))
+		if def, ok := elemDefault(v.Type().Elem()); ok {
+			s.Index(i).Set(def)
 		}
 		d.value(fmt.Sprintf("%s[%d]", path, i), e, s.Index(i))
 	}

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Policies are the scheduling policies lbd understands.
 var Policies = []string{"rr", "wrr", "lc", "p2c-ewma"}
@@ -47,4 +50,33 @@ func Default() *Config {
 		MetricsDump:   MetricsDump{Interval: Duration(10 * time.Second), Keep: 24},
 		ShutdownGrace: Duration(15 * time.Second),
 	}
+}
+
+// MinDiscoveryRefresh is the floor of a discovery source's refresh: a
+// record TTL of 0 (Consul's default) or 1s must not turn into a query storm.
+const MinDiscoveryRefresh = time.Second
+
+// DefaultDiscovery is what a discovery entry means before its keys are
+// applied. Type and DNS have no default: they say what to look up.
+func DefaultDiscovery() Discovery {
+	return Discovery{Refresh: Duration(10 * time.Second), Scheme: "http", Protocol: "http1", Weight: 1}
+}
+
+// DefaultFleet is what a "fleet" section means before its keys are
+// applied: one local etcd, keys under /lbd/.
+func DefaultFleet() Fleet {
+	return Fleet{Etcd: Etcd{
+		Endpoints: []string{"http://127.0.0.1:2379"}, Prefix: "/lbd/", DialTimeout: Duration(2 * time.Second),
+	}}
+}
+
+// ReplicaName is this replica's name in the fleet: fleet.name when set,
+// else "HOST@ADMINADDR" (os.Hostname and the admin listener's bound
+// address), which tells apart two replicas on one machine. It is a key
+// segment, so a "/" in either part becomes "_".
+func (f *Fleet) ReplicaName(host, adminAddr string) string {
+	if f.Name != "" {
+		return f.Name
+	}
+	return strings.ReplaceAll(host+"@"+adminAddr, "/", "_")
 }

@@ -27,6 +27,7 @@ func FuzzParse(f *testing.F) {
 		`{"health":{"interval":"1h2m3.5s"},"policy":"rr","policy":"lc"}`,
 		`{"admission":{"trusted_proxies":[]},"retries":{"max":1e3}}`,
 		`{"a":{"b":{"c":[1,2,{"d":null}]}}}`,
+		`{"discovery":[{"dns":"A.b.","type":"a","port":1},{"dns":"_x._tcp.b","type":"srv","refresh":"1s"},null]}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -77,6 +77,9 @@ func TestFullSetsEveryField(t *testing.T) {
 				continue
 			}
 			ft := typ.Field(i).Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem() // an optional section: full.json sets it
+			}
 			switch {
 			case ft.Kind() == reflect.Struct && ft != reflect.TypeFor[Duration]():
 				sub, _ := v.(map[string]any)
@@ -103,4 +106,8 @@ func TestFullSetsEveryField(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "https://api-1.internal:8443", c.Backends[0].URL, "URLs come out normalised")
 	require.Equal(t, "http://[2001:db8::12]:8080", c.Canary.Backend)
+	require.Equal(t, "web.internal", c.Discovery[0].DNS, "discovery names come out normalised")
+	require.Equal(t, "dns:a:web.internal", c.Discovery[0].SourceName())
+	require.Equal(t, "dns:srv:_http._tcp.api.service.consul", c.Discovery[1].SourceName())
+	require.Equal(t, "lbd-eu-1", c.Fleet.Name)
 }

@@ -76,7 +76,8 @@ func Check(path string) []Problem {
 // out, since they would be consequences of the decoding problem rather than
 // causes. A file that is not a JSON object at all reports that alone. On
 // success the backend URLs and canary backends are rewritten in
-// NormalizeURL's form, so every package names a backend the same way.
+// NormalizeURL's form, so every package names a backend the same way,
+// and discovery names in NormalizeDNSName's.
 func Parse(data []byte) (*Config, error) {
 	c := Default()
 	probs := decode(data, c)
@@ -116,11 +117,19 @@ func underAny(path string, probs []Problem) bool {
 func (c *Config) normalize() {
 	normBackends(c.Backends)
 	c.Canary.Backend = normCanary(c.Canary.Backend)
+	normDiscovery(c.Discovery)
 	for name, p := range c.Pools {
-		p.Backends = slices.Clone(p.Backends)
+		p.Backends, p.Discovery = slices.Clone(p.Backends), slices.Clone(p.Discovery)
 		normBackends(p.Backends)
+		normDiscovery(p.Discovery)
 		p.Canary.Backend = normCanary(p.Canary.Backend)
 		c.Pools[name] = p
+	}
+}
+
+func normDiscovery(ds []Discovery) {
+	for i := range ds {
+		ds[i].DNS, _ = NormalizeDNSName(ds[i].DNS)
 	}
 }
 
@@ -226,11 +235,12 @@ func normalHost(u *url.URL) (string, error) {
 func (c *Config) Clone() *Config {
 	out := *c
 	out.Backends = slices.Clone(c.Backends)
+	out.Discovery = slices.Clone(c.Discovery)
 	out.Admission.TrustedProxies = slices.Clone(c.Admission.TrustedProxies)
 	if c.Pools != nil {
 		out.Pools = make(map[string]Pool, len(c.Pools))
 		for name, p := range c.Pools {
-			p.Backends = slices.Clone(p.Backends)
+			p.Backends, p.Discovery = slices.Clone(p.Backends), slices.Clone(p.Discovery)
 			out.Pools[name] = p
 		}
 	}
@@ -238,6 +248,11 @@ func (c *Config) Clone() *Config {
 	for i, r := range out.Routes {
 		out.Routes[i].Match.Header = maps.Clone(r.Match.Header)
 		out.Routes[i].Match.Method = slices.Clone(r.Match.Method)
+	}
+	if c.Fleet != nil {
+		f := *c.Fleet
+		f.Etcd.Endpoints = slices.Clone(f.Etcd.Endpoints)
+		out.Fleet = &f
 	}
 	return &out
 }
@@ -254,6 +269,11 @@ func (c *Config) Redacted() *Config {
 		redactBackends(p.Backends)
 		p.Canary.Backend = redactURL(p.Canary.Backend)
 		out.Pools[name] = p
+	}
+	if out.Fleet != nil {
+		for i, ep := range out.Fleet.Etcd.Endpoints {
+			out.Fleet.Etcd.Endpoints[i] = redactURL(ep)
+		}
 	}
 	return out
 }

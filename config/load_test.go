@@ -155,6 +155,10 @@ func TestCloneIsDeep(t *testing.T) {
 	require.Equal(t, c, d)
 	d.Backends[0].Weight = 99
 	d.Admission.TrustedProxies[0] = "1.2.3.4"
+	d.Fleet.Etcd.Endpoints[0] = "http://elsewhere:2379"
+	d.Fleet.Name = "other"
+	require.Equal(t, "https://etcd-1.internal:2379", c.Fleet.Etcd.Endpoints[0])
+	require.Equal(t, "lbd-eu-1", c.Fleet.Name)
 	require.NotEqual(t, 99, c.Backends[0].Weight)
 	require.Equal(t, "10.0.0.0/8", c.Admission.TrustedProxies[0])
 }
@@ -179,4 +183,43 @@ func TestRedacted(t *testing.T) {
 func TestParseCutsLongUnknownKeys(t *testing.T) {
 	_, err := Parse([]byte(`{"` + strings.Repeat("k", 1000) + `": 1}`))
 	require.EqualError(t, err, `["`+strings.Repeat("k", 61)+`..."]: unknown key`)
+}
+
+func TestParseFleet(t *testing.T) {
+	c, err := Parse([]byte(`{}`))
+	require.NoError(t, err)
+	require.Nil(t, c.Fleet, "no fleet section: this lbd runs alone")
+
+	c, err = Parse([]byte(`{"fleet": {}}`))
+	require.NoError(t, err)
+	want := DefaultFleet()
+	require.Equal(t, &want, c.Fleet, "an empty section is on, with its defaults")
+
+	c, err = Parse([]byte(`{"fleet": {"etcd": {"endpoints": ["http://10.1.1.1:2379"], "dial_timeout": "500ms"}}}`))
+	require.NoError(t, err)
+	require.Equal(t, []string{"http://10.1.1.1:2379"}, c.Fleet.Etcd.Endpoints, "the list replaces the default")
+	require.Equal(t, "/lbd/", c.Fleet.Etcd.Prefix, "omitted keys keep their defaults")
+	require.Equal(t, 500*time.Millisecond, c.Fleet.Etcd.DialTimeout.D())
+
+	c, err = Parse([]byte(`{"fleet": null}`))
+	require.NoError(t, err)
+	require.Nil(t, c.Fleet)
+
+	_, err = Parse([]byte(`{"fleet": {"etcd": {"endpoint": ["http://a:1"], "prefix": 3}, "nmae": "x"}}`))
+	require.EqualError(t, err, strings.Join([]string{
+		`fleet.etcd.endpoint: unknown key (did you mean "endpoints"?)`,
+		`fleet.etcd.prefix: want a string, got 3`,
+		`fleet.nmae: unknown key (did you mean "name"?)`,
+	}, "\n"))
+
+	_, err = Parse([]byte(`{"fleet": {}, "state_file": "/var/lib/lbd/state.json"}`))
+	require.EqualError(t, err, "state_file: with fleet, state_file is not used; remove it")
+}
+
+func TestReplicaName(t *testing.T) {
+	f := DefaultFleet()
+	require.Equal(t, "web-1@127.0.0.1:3031", f.ReplicaName("web-1", "127.0.0.1:3031"))
+	require.Equal(t, "a_b@[::1]:3031", f.ReplicaName("a/b", "[::1]:3031"), "a name is one key segment")
+	f.Name = "eu-1"
+	require.Equal(t, "eu-1", f.ReplicaName("web-1", "127.0.0.1:3031"))
 }

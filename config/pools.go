@@ -18,14 +18,16 @@ const DefaultPool = "default"
 // (poolTemplate), so a pool that differs only in its health path says only that.
 type Pool struct {
 	Backends []Backend `json:"backends"`
-	Policy   string    `json:"policy"`
-	Sticky   Sticky    `json:"sticky"`
-	Canary   Canary    `json:"canary"`
-	Health   Health    `json:"health"`
-	Breaker  Breaker   `json:"breaker"`
-	Outlier  Outlier   `json:"outlier"`
-	Warmup   Warmup    `json:"warmup"`
-	Retries  Retries   `json:"retries"`
+	// Discovery are DNS sources of more backends (discovery.go).
+	Discovery []Discovery `json:"discovery"`
+	Policy    string      `json:"policy"`
+	Sticky    Sticky      `json:"sticky"`
+	Canary    Canary      `json:"canary"`
+	Health    Health      `json:"health"`
+	Breaker   Breaker     `json:"breaker"`
+	Outlier   Outlier     `json:"outlier"`
+	Warmup    Warmup      `json:"warmup"`
+	Retries   Retries     `json:"retries"`
 	// MaxInflight caps the requests in flight to this pool (0: no cap of
 	// its own; admission.max_inflight still caps the whole process). The
 	// pool "default" has none.
@@ -67,18 +69,18 @@ func (m RouteMatch) IsCatchAll() bool {
 }
 
 // poolTemplate is what a pool entry starts from before its own keys apply:
-// the top-level settings, without backends or a canary (those name servers
-// of one pool and never carry over).
+// the top-level settings, without backends, discovery or a canary (those
+// name servers of one pool and never carry over).
 func (c *Config) poolTemplate() Pool {
 	p := c.DefaultPoolConfig()
-	p.Backends, p.Canary = nil, Canary{}
+	p.Backends, p.Discovery, p.Canary = nil, nil, Canary{}
 	return p
 }
 
 // DefaultPoolConfig returns the top-level settings as the pool "default".
 func (c *Config) DefaultPoolConfig() Pool {
 	return Pool{
-		Backends: c.Backends, Policy: c.Policy, Sticky: c.Sticky, Canary: c.Canary,
+		Backends: c.Backends, Discovery: c.Discovery, Policy: c.Policy, Sticky: c.Sticky, Canary: c.Canary,
 		Health: c.Health, Breaker: c.Breaker, Outlier: c.Outlier, Warmup: c.Warmup, Retries: c.Retries,
 	}
 }

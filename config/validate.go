@@ -158,6 +158,12 @@ func (c *Config) Validate() error {
 	k.notNegative("shutdown_grace", c.ShutdownGrace, "stop without waiting")
 	k.pools(c)
 	k.routes(c)
+	if c.Fleet != nil {
+		k.fleet(c.Fleet)
+		if c.StateFile != "" {
+			k.add("state_file", "with fleet, state_file is not used; remove it")
+		}
+	}
 	return k.err()
 }
 
@@ -174,6 +180,7 @@ func (k *checker) poolRouting(prefix string, p Pool) {
 			seen[u] = i
 		}
 	}
+	k.discoveries(prefix+"discovery", p.Discovery)
 
 	k.oneOf(prefix+"policy", p.Policy, Policies...)
 	k.stickyKey(prefix+"sticky.key", p.Sticky.Key)
@@ -182,7 +189,9 @@ func (k *checker) poolRouting(prefix string, p Pool) {
 		u, err := NormalizeURL(p.Canary.Backend)
 		if err != nil {
 			k.add(prefix+"canary.backend", "%v", err)
-		} else if _, ok := seen[u]; !ok && p.Canary.Percent > 0 {
+		} else if _, ok := seen[u]; !ok && p.Canary.Percent > 0 && len(p.Discovery) == 0 {
+			// With discovery the canary may be a discovered member; it is
+			// no canary while it is not in the pool (routing.Effective).
 			k.add(prefix+"canary.backend", "%q is not one of the backends; add it to backends too", p.Canary.Backend)
 		}
 	} else if p.Canary.Percent > 0 {

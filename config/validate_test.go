@@ -114,6 +114,49 @@ func TestValidate(t *testing.T) {
 			{"timeouts.max_header_bytes", "must not be negative (0 means Go's default of 1 MB), got -1"},
 		}},
 		{"metrics dump off ignores keep", func(c *Config) { c.MetricsDump.Keep = 0 }, nil},
+		{"fleet defaults", func(c *Config) { f := DefaultFleet(); c.Fleet = &f }, nil},
+		{"fleet over tls with a client certificate and a login", func(c *Config) {
+			c.Fleet = &Fleet{Name: "eu-1", Etcd: Etcd{
+				Endpoints: []string{"https://e1:2379", "https://[2001:db8::1]:2379"}, Prefix: "/lbd/prod/",
+				DialTimeout: Duration(time.Second), Username: "lbd", PasswordFile: "/p",
+				CAFile: "/ca", CertFile: "/c", KeyFile: "/k",
+			}}
+		}, nil},
+		{"fleet with state_file", func(c *Config) { f := DefaultFleet(); c.Fleet = &f; c.StateFile = "/var/lib/lbd/s.json" },
+			[]Problem{{"state_file", "with fleet, state_file is not used; remove it"}}},
+		{"fleet", func(c *Config) {
+			c.Fleet = &Fleet{Name: "a/b", Etcd: Etcd{
+				Endpoints:   []string{"https://e1:2379", "http://e2:2379", "e3:2379", "unix:///run/etcd.sock", "http://e4", "http://u:p@e5:1"},
+				Prefix:      "/lbd",
+				Username:    "lbd",
+				KeyFile:     "/k",
+				DialTimeout: 0,
+			}}
+		}, []Problem{
+			{"fleet.etcd.endpoints[1]", `"http://e2:2379" uses http while the first endpoint uses https; one cluster is reached one way`},
+			{"fleet.etcd.endpoints[2]", `"e3:2379" is not a URL such as "http://127.0.0.1:2379"`},
+			{"fleet.etcd.endpoints[3]", `"unix:///run/etcd.sock" has scheme "unix"; etcd client URLs are http or https`},
+			{"fleet.etcd.endpoints[4]", `"http://e4" needs a host and a port, as in "http://127.0.0.1:2379"`},
+			{"fleet.etcd.endpoints[5]", `"http://u:p@e5:1" must be only scheme, host and port`},
+			{"fleet.etcd.prefix", `must end with "/" so that its keys stay apart from a longer prefix, as in "/lbd/"`},
+			{"fleet.etcd.dial_timeout", `must be a positive duration such as "1s", got 0s`},
+			{"fleet.etcd.password_file", "must be set when fleet.etcd.username is set (the file holds the password)"},
+			{"fleet.etcd.cert_file", "must be set when fleet.etcd.key_file is set (set both for a client certificate, or neither)"},
+			{"fleet.name", `must not contain "/": it is one key segment under <prefix>replicas/, got "a/b"`},
+		}},
+		{"fleet tls files over http", func(c *Config) {
+			f := DefaultFleet()
+			f.Etcd.CAFile, f.Etcd.PasswordFile = "/ca", "/p"
+			f.Etcd.Endpoints = nil
+			c.Fleet = &f
+		}, []Problem{
+			{"fleet.etcd.endpoints", `must list at least one etcd client URL, such as "http://127.0.0.1:2379"`},
+			{"fleet.etcd.username", "must be set when fleet.etcd.password_file is set"},
+		}},
+		{"fleet ca over http", func(c *Config) { f := DefaultFleet(); f.Etcd.CAFile = "/ca"; f.Name = "a b"; c.Fleet = &f }, []Problem{
+			{"fleet.etcd.ca_file", "is only used with https endpoints"},
+			{"fleet.name", `must not contain spaces or control characters, got "a b"`},
+		}},
 		{"shutdown grace", func(c *Config) { c.ShutdownGrace = Duration(-1) },
 			[]Problem{{"shutdown_grace", "must not be negative (0 means stop without waiting), got -1ns"}}},
 	} {
@@ -151,4 +194,96 @@ func TestValidationErrorFormat(t *testing.T) {
 	require.Equal(t, "a.b: is wrong\nthe file is empty", e.Error())
 	e.File = "lbd.json"
 	require.Equal(t, "lbd.json: a.b: is wrong\nlbd.json: the file is empty", e.Error())
+}
+
+// TestDiscoveryDefaults: an entry with only its name and type means the
+// documented defaults.
+func TestDiscoveryDefaults(t *testing.T) {
+	c, err := Parse([]byte(`{"discovery": [{"dns": "_http._tcp.API.service.consul.", "type": "srv"},
+		{"dns": "web.example", "type": "a", "port": 8080}]}`))
+	require.NoError(t, err)
+	want := DefaultDiscovery()
+	want.DNS, want.Type = "_http._tcp.api.service.consul", "srv"
+	require.Equal(t, want, c.Discovery[0])
+	require.Equal(t, Discovery{DNS: "web.example", Type: "a", Port: 8080, Refresh: Duration(10 * time.Second),
+		Scheme: "http", Protocol: "http1", Weight: 1}, c.Discovery[1])
+	require.Equal(t, c, c.Clone())
+}
+
+func TestDiscoveryValidate(t *testing.T) {
+	base := func() Discovery {
+		d := DefaultDiscovery()
+		d.DNS, d.Type = "_http._tcp.api.service.consul", "srv"
+		return d
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(d *Discovery)
+		want   string // "": valid
+	}{
+		{"srv defaults", func(d *Discovery) {}, ""},
+		{"a with port", func(d *Discovery) { d.Type, d.Port = "a", 8080 }, ""},
+		{"v6 resolver", func(d *Discovery) { d.Resolver = "[::1]:8600" }, ""},
+		{"refresh at the floor", func(d *Discovery) { d.Refresh = Duration(MinDiscoveryRefresh) }, ""},
+		{"https h2 with tls options", func(d *Discovery) {
+			d.Scheme, d.Protocol, d.CAFile, d.ServerName = "https", "h2", "ca.pem", "api.internal"
+		}, ""},
+		{"weight at the maximum", func(d *Discovery) { d.Weight = MaxWeight }, ""},
+		{"no name", func(d *Discovery) { d.DNS = "" },
+			`dns: must be a DNS name such as "_http._tcp.api.service.consul", got ""`},
+		{"name with a space", func(d *Discovery) { d.DNS = "web example" },
+			`dns: "web example" is not a DNS name (letters, digits, "-", "_" and "." only; international names go in their xn-- form)`},
+		{"label too long", func(d *Discovery) { d.DNS = strings.Repeat("a", 64) + ".example" },
+			`dns: "` + strings.Repeat("a", 61) + `..." has a label longer than 63 characters`},
+		{"name too long", func(d *Discovery) { d.DNS = strings.Repeat("abcdefgh.", 29) },
+			`dns: "` + strings.Repeat("abcdefgh.", 7)[:61] + `..." is longer than the 253 characters of a DNS name`},
+		{"v6 literal", func(d *Discovery) { d.DNS = "::1" },
+			`dns: "::1" is an IP address, not a name; list it under backends instead`},
+		{"no type", func(d *Discovery) { d.Type = "" }, `type: must be one of srv, a, got ""`},
+		{"a without port", func(d *Discovery) { d.Type = "a" },
+			"port: is required for type a: A and AAAA records carry no port"},
+		{"srv with port", func(d *Discovery) { d.Port = 80 },
+			"port: must be left out for type srv: each SRV record carries its member's port"},
+		{"resolver by name", func(d *Discovery) { d.Resolver = "consul:8600" },
+			`resolver: "consul:8600" is not IP:port, as in "127.0.0.1:8600" or "[::1]:53" (empty means /etc/resolv.conf)`},
+		{"negative refresh", func(d *Discovery) { d.Refresh = Duration(-time.Second) },
+			`refresh: must be a positive duration such as "1s", got -1s`},
+		{"h2 over http", func(d *Discovery) { d.Protocol = "h2" },
+			"protocol: h2 needs scheme https; use h2c for cleartext HTTP/2"},
+		{"unknown protocol", func(d *Discovery) { d.Protocol = "http3" },
+			`protocol: must be one of http1, h2c, h2, got "http3"`},
+		{"weight too high", func(d *Discovery) { d.Weight = MaxWeight + 1 },
+			"weight: must be between 1 and 1000, got 1001"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := base()
+			tc.change(&d)
+			err := d.Validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.EqualError(t, err, tc.want)
+		})
+	}
+}
+
+func TestNormalizeDNSName(t *testing.T) {
+	for in, want := range map[string]string{
+		"Web.Example.":                  "web.example",
+		"_http._tcp.api.service.consul": "_http._tcp.api.service.consul",
+		"xn--bcher-kva.example":         "xn--bcher-kva.example",
+		"localhost":                     "localhost",
+	} {
+		got, err := NormalizeDNSName(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+		again, err := NormalizeDNSName(got)
+		require.NoError(t, err)
+		require.Equal(t, got, again, "idempotent")
+	}
+	for _, bad := range []string{"", ".", ".web", "a..b", "bücher.example", "10.0.0.1", "a/b"} {
+		_, err := NormalizeDNSName(bad)
+		require.Error(t, err, bad)
+	}
 }

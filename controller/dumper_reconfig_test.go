@@ -26,7 +26,7 @@ func linesIn(t *testing.T, dir string) []map[string]any {
 
 func startDumper(t *testing.T, f *fakeLBD, c DumperConfig) *Dumper {
 	t.Helper()
-	c.Gatherer = f.reg
+	c.Gatherer, c.Logger = f.reg, quietLog
 	d, err := NewDumper(c)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, d.Stop(context.Background())) })

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,23 +22,21 @@ type HTTPProbeConfig struct {
 	Path           string
 	ExpectedStatus int
 	DialTimeout    time.Duration
-	// TLS holds the client TLS settings of https backends that need their
-	// own trust or server name, by normalised backend URL; the others use
-	// the system roots.
-	TLS map[string]*tls.Config
 }
 
 // HTTPProber probes a backend with GET Path and passes it when the answer
 // has ExpectedStatus. It has its own transports, apart from the data
 // plane's, and opens a fresh connection for every probe (as HAProxy does):
 // a probe then tests what a new request needs — that the backend accepts
-// connections — and not only that an old connection still answers.
+// connections — and not only that an old connection still answers. An
+// https backend with trust settings of its own (Handle.TLS, set from its
+// ca_file and server_name) is probed under them.
 type HTTPProber struct {
 	cfg   HTTPProbeConfig
 	check atomic.Pointer[httpCheck] // what a probe asks for and expects; SetCheck swaps it
 
-	mu         sync.Mutex                 // guards transports and cfg.TLS
-	transports map[string]*http.Transport // by protocol, or protocol and URL for own TLS
+	mu         sync.Mutex                 // guards transports
+	transports map[string]*http.Transport // by protocol, for backends without TLS settings of their own
 }
 
 // NewHTTPProber returns a prober; it is safe for concurrent use.
@@ -84,7 +81,11 @@ func (p *HTTPProber) Probe(ctx context.Context, h *backendactor.Handle) ProbeRes
 	// "probe GET /healthz answered 500 (3 of fall 3)".
 	what := "GET " + c.path
 	start := time.Now()
-	resp, err := p.transport(h).RoundTrip(req)
+	t, own := p.transport(h)
+	if own {
+		defer t.CloseIdleConnections()
+	}
+	resp, err := t.RoundTrip(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return ProbeResult{Result: ProbeTimeout, Detail: fmt.Sprintf("%s: no answer within %s", what, time.Since(start).Round(time.Millisecond))}
@@ -103,19 +104,28 @@ func (p *HTTPProber) Probe(ctx context.Context, h *backendactor.Handle) ProbeRes
 	return ProbeResult{Result: ProbeSuccess, Detail: detail}
 }
 
-// transport returns the transport for h's protocol (and TLS settings).
-func (p *HTTPProber) transport(h *backendactor.Handle) *http.Transport {
+// transport returns the transport for h's protocol. A backend with TLS
+// settings of its own gets a transport of its own, made for the probe:
+// without keep-alives there is nothing to share, and a cache keyed by
+// backend would outlive the backends that come and go.
+func (p *HTTPProber) transport(h *backendactor.Handle) (t *http.Transport, own bool) {
 	proto := h.Protocol()
-	key := proto
+	if tc := h.TLS(); tc != nil {
+		t := p.newTransport(proto)
+		t.TLSClientConfig = tc.Clone()
+		return t, true
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	tc, own := p.cfg.TLS[h.URL()]
-	if own {
-		key = proto + " " + h.URL()
+	if t, ok := p.transports[proto]; ok {
+		return t, false
 	}
-	if t, ok := p.transports[key]; ok {
-		return t
-	}
+	t = p.newTransport(proto)
+	p.transports[proto] = t
+	return t, false
+}
+
+func (p *HTTPProber) newTransport(proto string) *http.Transport {
 	t := &http.Transport{
 		Proxy:               nil,
 		DialContext:         (&net.Dialer{Timeout: p.cfg.DialTimeout}).DialContext,
@@ -123,9 +133,6 @@ func (p *HTTPProber) transport(h *backendactor.Handle) *http.Transport {
 		DisableKeepAlives:   true,
 		DisableCompression:  true,
 		Protocols:           new(http.Protocols),
-	}
-	if own {
-		t.TLSClientConfig = tc.Clone()
 	}
 	switch proto {
 	case "h2c":
@@ -135,24 +142,7 @@ func (p *HTTPProber) transport(h *backendactor.Handle) *http.Transport {
 	default:
 		t.Protocols.SetHTTP1(true)
 	}
-	p.transports[key] = t
 	return t
-}
-
-// SetTLS replaces the client TLS settings by backend URL (see
-// HTTPProbeConfig.TLS), for backends a reload added or changed. Probes
-// started after it returns use them; the transports built for the old
-// settings are closed.
-func (p *HTTPProber) SetTLS(byURL map[string]*tls.Config) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cfg.TLS = byURL
-	for key, t := range p.transports {
-		if strings.Contains(key, " ") { // protocol and URL: built for a backend's own TLS
-			t.CloseIdleConnections()
-			delete(p.transports, key)
-		}
-	}
 }
 
 // CloseIdleConnections closes what the transports keep (nothing, normally:

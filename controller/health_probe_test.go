@@ -68,7 +68,12 @@ func startProbeServer(t *testing.T, kind string) (*httptest.Server, *probeServer
 
 func handleFor(t *testing.T, url, protocol string) *backendactor.Handle {
 	t.Helper()
-	h := backendactor.New(nil, backendactor.Config{URL: url, Protocol: protocol, Logger: quietLog})
+	return handleWithTLS(t, url, protocol, nil)
+}
+
+func handleWithTLS(t *testing.T, url, protocol string, tc *tls.Config) *backendactor.Handle {
+	t.Helper()
+	h := backendactor.New(nil, backendactor.Config{URL: url, Protocol: protocol, TLS: tc, Logger: quietLog})
 	t.Cleanup(h.Stop)
 	return h
 }
@@ -144,15 +149,14 @@ func TestHTTPProberSpeaksTheBackendsProtocol(t *testing.T) {
 	t.Run("h2 with its own trust", func(t *testing.T) {
 		srv, ps := startProbeServer(t, "tls")
 		url := strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)
-		h := handleFor(t, url, "h2")
 		roots := srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
 
-		r := probeOnce(NewHTTPProber(HTTPProbeConfig{}), h, time.Second)
+		r := probeOnce(NewHTTPProber(HTTPProbeConfig{}), handleFor(t, url, "h2"), time.Second)
 		require.Equal(t, ProbeError, r.Result, "the test CA is not among the system roots")
 		require.Contains(t, r.Detail, "certificate")
 
-		p := NewHTTPProber(HTTPProbeConfig{TLS: map[string]*tls.Config{url: {RootCAs: roots, ServerName: "example.com"}}})
-		r = probeOnce(p, h, time.Second)
+		h := handleWithTLS(t, url, "h2", &tls.Config{RootCAs: roots, ServerName: "example.com"})
+		r = probeOnce(NewHTTPProber(HTTPProbeConfig{}), h, time.Second)
 		require.True(t, r.OK(), r.Detail)
 		require.Equal(t, "HTTP/2.0", *ps.proto.Load())
 	})

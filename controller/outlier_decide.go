@@ -65,6 +65,11 @@ type OutlierStats struct {
 	Requests, Failures uint64
 	// Draining backends are out of the arithmetic: the operator took them out.
 	Draining bool
+	// Ejected says the backend's actor still shows it ejected. An ejection
+	// ends by the detector's clock a little before the actor, on its next
+	// tick, takes the backend back; until it has, the backend counts as
+	// ejected, or the cap would let one more go out than it allows.
+	Ejected bool
 }
 
 // Observation is what the detector saw at one moment.
@@ -129,7 +134,7 @@ func (r OutlierRules) Decide(obs Observation, hist map[string]OutlierHistory, no
 			continue
 		}
 		in = append(in, s)
-		if hist[s.URL].Ejected(now) {
+		if hist[s.URL].Ejected(now) || s.Ejected {
 			ejected++
 		}
 	}
@@ -140,7 +145,7 @@ func (r OutlierRules) Decide(obs Observation, hist map[string]OutlierHistory, no
 	var cands []outlierCandidate
 	for _, s := range in {
 		switch {
-		case hist[s.URL].Ejected(now):
+		case hist[s.URL].Ejected(now) || s.Ejected:
 		case r.ConsecutiveGateway > 0 && s.ConsecutiveGateway >= int64(r.ConsecutiveGateway):
 			cands = append(cands, outlierCandidate{s: s, reason: ReasonConsecutiveGateway,
 				detail: fmt.Sprintf("%d consecutive gateway failures (connect errors, resets, timeouts)", s.ConsecutiveGateway)})

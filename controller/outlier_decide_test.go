@@ -42,6 +42,7 @@ func served(req, fail uint64) func(*OutlierStats) {
 	return func(s *OutlierStats) { s.Requests, s.Failures = req, fail }
 }
 func draining(s *OutlierStats) { s.Draining = true }
+func stillEjected(s *OutlierStats) { s.Ejected = true }
 
 func TestDecide(t *testing.T) {
 	ejectedUntil := func(d time.Duration) OutlierHistory {
@@ -93,6 +94,9 @@ func TestDecide(t *testing.T) {
 			want: []want{{"b", ReasonConsecutive5xx, 30 * time.Second, 1}}},
 		{name: "the cap is reached: nobody", obs: Observation{Backends: with(fleet(4), fiveXX(5), 2, 3)},
 			hist: map[string]OutlierHistory{"a": ejectedUntil(time.Second), "b": ejectedUntil(time.Second)}},
+		{name: "an ejection over by the clock but not yet by its actor still counts",
+			obs:  Observation{Backends: with(with(fleet(4), stillEjected, 0), fiveXX(5), 0, 1, 2)},
+			hist: map[string]OutlierHistory{"a": ejectedUntil(-time.Millisecond), "b": ejectedUntil(time.Second)}},
 		{name: "draining backends are out of the count", obs: Observation{Backends: with(with(fleet(4), draining, 0, 1), fiveXX(5), 2, 3)},
 			want: []want{{"c", ReasonConsecutive5xx, 30 * time.Second, 1}}},
 		{name: "a draining backend is never ejected", obs: Observation{Backends: with(with(fleet(4), draining, 0), fiveXX(5), 0)}},

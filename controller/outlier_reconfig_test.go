@@ -38,7 +38,7 @@ func TestOutlierReconfigureRulesApplyAtTheNextPoll(t *testing.T) {
 func TestOutlierReconfigureIntervalMovesTheWindowsEnd(t *testing.T) {
 	cases := []struct {
 		name     string
-		interval time.Duration // set 4.5s into a 60s window
+		interval time.Duration // set 4.45s into a 60s window, between two polls
 		ejectBy  time.Duration // from the window's start
 	}{
 		{"the window ends at its start plus the new interval", 5 * time.Second, 5100 * time.Millisecond},
@@ -62,7 +62,7 @@ func TestOutlierReconfigureIntervalMovesTheWindowsEnd(t *testing.T) {
 					}
 					<-time.After(time.Second)
 				}
-				<-time.After(start.Add(4500 * time.Millisecond).Sub(time.Now()))
+				<-time.After(start.Add(4450 * time.Millisecond).Sub(time.Now()))
 				require.NoError(t, d.Reconfigure(context.Background(), rules, c.interval))
 				require.Equal(t, c.interval.String(), d.Report().Rules.Interval)
 				<-time.After(start.Add(c.ejectBy - 200*time.Millisecond).Sub(time.Now()))

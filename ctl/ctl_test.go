@@ -18,6 +18,7 @@ import (
 
 	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/daemon"
+	"github.com/lbd/lbd/internal/etcdtest"
 	"github.com/lbd/lbd/internal/synth"
 )
 
@@ -33,25 +34,41 @@ type running struct {
 
 const testToken = "ctl-test-token"
 
-func startLBD(t *testing.T) *running {
+func startLBD(t *testing.T, mutate ...func(*config.Config)) *running {
 	t.Helper()
-	r := &running{tokenFile: filepath.Join(t.TempDir(), "token")}
-	require.NoError(t, os.WriteFile(r.tokenFile, []byte(testToken+"\n"), 0o600))
+	return startLBDOver(t, startBackends(t), mutate...)
+}
+
+// startBackends starts the synthetic backends web-1, web-2 and api-1.
+func startBackends(t *testing.T) []string {
+	t.Helper()
+	var urls []string
 	for _, name := range []string{"web-1", "web-2", "api-1"} {
 		b, err := synth.Start("127.0.0.1:0", synth.Knobs{Name: name}, synth.WithSeed(1))
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = b.Close() })
-		r.urls = append(r.urls, b.URL())
+		urls = append(urls, b.URL())
 	}
+	return urls
+}
+
+// startLBDOver runs an lbd over the backends of startBackends.
+func startLBDOver(t *testing.T, urls []string, mutate ...func(*config.Config)) *running {
+	t.Helper()
+	r := &running{tokenFile: filepath.Join(t.TempDir(), "token"), urls: urls}
+	require.NoError(t, os.WriteFile(r.tokenFile, []byte(testToken+"\n"), 0o600))
 	mk := func() *config.Config {
 		c := config.Default()
 		c.Listen, c.Admin.Listen, c.Admin.TokenFile = "127.0.0.1:0", "127.0.0.1:0", r.tokenFile
 		c.AccessLog.Mode, c.Warmup.Duration = "off", 0
-		c.Backends = []config.Backend{{URL: r.urls[0], Name: "web-1", Weight: 1}, {URL: r.urls[1], Name: "web-2", Weight: 1}}
+		c.Backends = []config.Backend{{URL: r.urls[0], Name: "web-1", Weight: 1, Protocol: "http1"}, {URL: r.urls[1], Name: "web-2", Weight: 1, Protocol: "http1"}}
 		api, _ := c.PoolConfig(config.DefaultPool)
-		api.Backends = []config.Backend{{URL: r.urls[2], Name: "api-1", Weight: 1}}
+		api.Backends = []config.Backend{{URL: r.urls[2], Name: "api-1", Weight: 1, Protocol: "http1"}}
 		c.Pools = map[string]config.Pool{"api": api}
 		c.Routes = []config.Route{{Name: "api", Match: config.RouteMatch{PathPrefix: "/api/"}, Pool: "api"}, {Name: "web", Pool: "default"}}
+		for _, m := range mutate {
+			m(c)
+		}
 		require.NoError(t, c.Validate())
 		return c
 	}
@@ -193,9 +210,9 @@ func TestChangesThroughCtl(t *testing.T) {
 	require.Equal(t, "pool default: no canary\n", r.must(t, "canary", "clear"))
 
 	out = r.must(t, "reload", "-dry-run")
-	require.Equal(t, "dry run: a reload would change 0 setting(s), 0 backend(s) changed, 3 kept\n", out)
+	require.Equal(t, "dry run, nothing applied: 0 setting(s) changed, 0 backend(s) changed, 3 kept\n", out)
 	out = r.must(t, "reload")
-	require.True(t, strings.HasPrefix(out, "reloaded: 0 setting(s)"), out)
+	require.Equal(t, "reloaded: 0 setting(s) changed, 0 backend(s) changed, 3 kept\n", out)
 	var plan struct {
 		DryRun bool `json:"dry_run"`
 	}
@@ -304,7 +321,7 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		{[]string{"backends", "-pool", "nope"}, ExitError, `404 Not Found: pool: no such pool "nope"`},
 		{[]string{"policy", "fastest"}, ExitError, "400 Bad Request: "},
 		{[]string{"tap", "-status", "6xx"}, ExitError, "400 Bad Request: status: want 2xx"},
-		{[]string{"fleet"}, ExitError, "404 Not Found"},
+		{[]string{"fleet", "x"}, ExitUsage, "fleet: want no arguments"},
 	}
 	for _, c := range cases {
 		code, out, errs := r.ctl(c.args...)
@@ -315,6 +332,9 @@ func TestErrorsAndExitCodes(t *testing.T) {
 			require.Contains(t, errs, "usage: lbd ctl", "usage mistakes show the usage")
 		}
 	}
+
+	require.Equal(t, "fleet mode is off: this lbd runs alone (no fleet section in its config)\n", r.must(t, "fleet"))
+	require.JSONEq(t, `{"enabled": false}`, r.must(t, "-o", "json", "fleet"))
 
 	var out, errb bytes.Buffer
 	require.Equal(t, ExitError, Main([]string{"-admin", r.admin, "pools"}, &out, &errb, Env{Getenv: func(string) string { return "" }}))
@@ -337,7 +357,7 @@ func TestErrorsAndExitCodes(t *testing.T) {
 }
 
 // fleetBody is GET /admin/fleet's answer as docs/FLEET.md gives it.
-const fleetBody = `{
+const fleetBody = `{"enabled": true,
   "self": {"name": "web-1@127.0.0.1:3031", "connected": true, "synced": true, "revision": 1042,
     "changes_applied": 37, "resyncs": 2,
     "last_error": "connect to [http://127.0.0.1:2379]: no connection within 2s (TRANSIENT_FAILURE)",
@@ -375,4 +395,47 @@ func TestFleet(t *testing.T) {
 	var doc map[string]any
 	require.NoError(t, json.Unmarshal(out.Bytes(), &doc))
 	require.Len(t, doc["replicas"], 2)
+}
+
+// Two replicas of a fleet over a real etcd: lbd ctl fleet lists both, and
+// names the one it asked.
+func TestFleetReplicas(t *testing.T) {
+	e := etcdtest.Start(t, etcdtest.Options{})
+	urls := startBackends(t)
+	var reps []*running
+	for _, name := range []string{"A", "B"} {
+		reps = append(reps, startLBDOver(t, urls, func(c *config.Config) {
+			f := config.DefaultFleet()
+			f.Etcd.Endpoints, f.Etcd.Prefix, f.Name = []string{e.Endpoint()}, "/lbd-ctl-test/", name
+			c.Fleet = &f
+		}))
+	}
+	var out string
+	for range 100 { // B's registration reaches A's watch within moments
+		if out = reps[0].must(t, "fleet"); strings.Contains(out, "\nB ") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Regexp(t, `^replica A: connected, synced at revision \d+`, out)
+	require.Contains(t, out, "etcd "+e.Endpoint()+" prefix /lbd-ctl-test/\n")
+	require.Regexp(t, `\nA \(this one\)\s+127\.0\.0\.1:\d+\s`, out)
+	require.Regexp(t, `\nB\s+127\.0\.0\.1:\d+\s`, out)
+
+	// A change made with lbd ctl on A is in force on B.
+	reps[0].must(t, "drain", reps[0].urls[0])
+	for range 100 {
+		if strings.Contains(row(t, reps[1].must(t, "backends"), reps[0].urls[0]), "draining") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.Regexp(t, `draining.*admin drain \(fleet, etcd revision \d+\)$`, row(t, reps[1].must(t, "backends"), reps[0].urls[0]))
+	var doc struct {
+		Enabled  bool
+		Replicas []struct{ Name string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(reps[1].must(t, "-o", "json", "fleet")), &doc))
+	require.True(t, doc.Enabled)
+	require.Len(t, doc.Replicas, 2)
 }

@@ -68,7 +68,8 @@ type (
 		} `json:"routing"`
 	}
 	fleetDoc struct {
-		Self struct {
+		Enabled *bool `json:"enabled"` // false: no fleet section, lbd runs alone
+		Self    struct {
 			Name        string     `json:"name"`
 			Connected   bool       `json:"connected"`
 			Synced      bool       `json:"synced"`
@@ -178,14 +179,14 @@ func (c *client) printCanary(cd canaryDoc) error {
 func (c *client) printPlan(p reloadPlan) error {
 	verb := "reloaded"
 	if p.DryRun {
-		verb = "dry run: a reload would change"
+		verb = "dry run, nothing applied"
 	}
 	var settings []string
 	for _, s := range p.Settings {
 		settings = append(settings, s.Path)
 	}
 	r := p.Routing
-	fmt.Fprintf(c.out, "%s: %d setting(s)", verb, len(settings))
+	fmt.Fprintf(c.out, "%s: %d setting(s) changed", verb, len(settings))
 	if len(settings) > 0 {
 		fmt.Fprintf(c.out, " (%s)", strings.Join(settings, ", "))
 	}
@@ -272,6 +273,10 @@ func tapLines(e proxy.TapEvent) string {
 }
 
 func (c *client) printFleet(f fleetDoc) error {
+	if f.Enabled != nil && !*f.Enabled {
+		_, err := fmt.Fprintln(c.out, "fleet mode is off: this lbd runs alone (no fleet section in its config)")
+		return err
+	}
 	s := f.Self
 	state := "disconnected"
 	switch {

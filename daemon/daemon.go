@@ -24,6 +24,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +34,9 @@ import (
 	"github.com/lbd/lbd/admin"
 	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/controller"
+	"github.com/lbd/lbd/discovery"
 	"github.com/lbd/lbd/events"
+	"github.com/lbd/lbd/fleet"
 	"github.com/lbd/lbd/proxy"
 	"github.com/lbd/lbd/routing"
 	"github.com/lbd/lbd/scheduler"
@@ -74,6 +77,9 @@ type Daemon struct {
 	certs     *certStore // nil without tls
 	reloads   *prometheus.CounterVec
 	stateW    *prometheus.CounterVec
+
+	discoveryMetrics *discovery.Metrics
+	fleet            atomic.Pointer[fleet.Link] // nil unless fleet mode is on and the link started
 
 	owner   *owner
 	servers *servers
@@ -125,6 +131,9 @@ func New(o Options) (_ *Daemon, err error) {
 	// The events actor outlives the pools, whose backends report to it to the end.
 	d.events = events.New(events.Options{Registry: d.registry, Logger: d.log})
 	d.closers.push("events", d.events.Stop)
+	if d.discoveryMetrics, err = discovery.NewMetrics(d.prom); err != nil {
+		return nil, err
+	}
 	if d.owner, err = startOwner(d, cfg); err != nil {
 		return nil, err
 	}
@@ -133,7 +142,8 @@ func New(o Options) (_ *Daemon, err error) {
 		Control: d, Registry: d.registry, Gatherer: d.prom, Logger: d.log,
 		Token: token, Config: d.owner.effectiveConfig, Checks: d.selftestChecks(),
 		Traffic: d.trafficFigures, Admission: func() any { return d.AdmissionStatus() }, Advisory: d.advisoryReport,
-		Outliers: d.owner.outlierReport, Tap: d.proxy.Tap(), Events: d.events,
+		Outliers: d.owner.outlierReport, Discovery: d.owner.discoveryStatus, Fleet: d.fleetStatus,
+		Tap: d.proxy.Tap(), Events: d.events,
 	})
 	d.prom.MustRegister(admin.NewCollector(d, d.registry))
 	return d, nil
@@ -165,6 +175,9 @@ func (d *Daemon) Start() error {
 		return err
 	}
 	d.servers = s
+	if err := d.startFleet(); err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
 	t := d.owner.table()
 	backends := 0
 	for _, p := range t.Pools {
@@ -174,8 +187,8 @@ func (d *Daemon) Start() error {
 		"pools", len(t.Pools), "routes", len(t.Routes), "backends", backends,
 		"policy", t.Pools[0].Policy, "max_inflight", cfg.Admission.MaxInflight, "aimd", cfg.AIMD.Enabled,
 		"health", !cfg.Health.Disabled, "state_file", cfg.StateFile)
-	if backends == 0 {
-		d.log.Warn("no backends: every request will be answered 503 no-backend until one is added (POST /admin/backends, or backends in the config file)")
+	if backends == 0 && len(wantedSources(cfg)) == 0 {
+		d.log.Warn("no backends and no discovery: every request will be answered 503 no-backend until one is added (POST /admin/backends, or backends or discovery in the config file)")
 	}
 	return nil
 }

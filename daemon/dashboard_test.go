@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/internal/synth"
 )
 
@@ -51,7 +52,7 @@ func loadDashboard(t *testing.T) dashboard {
 // the way Grafana would for "All" instances and a rate interval fitting a
 // scrape interval of a few seconds.
 func (d dashboard) queries(rateInterval string) []panelQuery {
-	r := strings.NewReplacer("$__rate_interval", rateInterval, "$job", ".+", "$instance", ".+")
+	r := strings.NewReplacer("$__rate_interval", rateInterval, "$job", ".+", "$instance", ".+", "$pool", ".+")
 	var out []panelQuery
 	for _, p := range d.Panels {
 		for _, tg := range p.Targets {
@@ -82,7 +83,9 @@ func TestDashboardPanelsQueryExistingLBDMetrics(t *testing.T) {
 	d := loadDashboard(t)
 	require.Equal(t, "lbd-overview", d.UID)
 
-	l := startLBD(t, startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b"}), nil)
+	l := startLBD(t, startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b"}), func(c *config.Config) {
+		c.Routes = []config.Route{{Name: "all", Match: config.RouteMatch{}, Pool: config.DefaultPool}} // the route panel's series
+	})
 	driveTraffic(t, l)
 	exported := scrape(t, l.adminURL)
 

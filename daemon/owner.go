@@ -9,6 +9,8 @@ import (
 
 	"github.com/lbd/lbd/actor"
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/discovery"
+	"github.com/lbd/lbd/fleet"
 	"github.com/lbd/lbd/routing"
 )
 
@@ -37,18 +39,21 @@ type owner struct {
 	disc    routing.Discovered
 	cur     *routing.Table
 	pools   map[string]*poolRuntime
-	pending []chan<- error // answers waiting for the next state write
-	dirty   bool           // the state changed since the last write
+	sources map[sourceKey]*runningSource // discovery sources (discovery.go)
+	fkv     map[string]fleet.KV          // fleet mode: the keys of the overlay, with their revisions (fleet.go)
+	pending []chan<- error               // answers waiting for the next state write
+	dirty   bool                         // the state changed since the last write
 
 	view atomic.Pointer[view]
 }
 
 // view is what the owner publishes after every change; never modified.
 type view struct {
-	file  *config.Config
-	table *routing.Table
-	eff   *config.Config
-	pools map[string]*poolRuntime
+	file    *config.Config
+	table   *routing.Table
+	eff     *config.Config
+	pools   map[string]*poolRuntime
+	sources []*discovery.Source // by pool, then name
 }
 
 // The owner's messages.
@@ -75,7 +80,7 @@ const askTimeout = 10 * time.Second
 // startOwner builds the routing state from cfg and the state file, starts
 // every pool, publishes, and spawns the owner.
 func startOwner(d *Daemon, cfg *config.Config) (*owner, error) {
-	o := &owner{d: d, file: cfg, pools: map[string]*poolRuntime{}}
+	o := &owner{d: d, file: cfg, pools: map[string]*poolRuntime{}, sources: map[sourceKey]*runningSource{}}
 	o.ov = o.restoreState(cfg)
 	o.cur = routing.Effective(cfg, o.ov, o.disc)
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
@@ -93,7 +98,17 @@ func startOwner(d *Daemon, cfg *config.Config) (*owner, error) {
 		}
 	}
 	o.ref = actor.Spawn(d.registry, o, actor.Options{Name: "routing-owner", Kind: "owner", Mailbox: 256, Logger: d.log})
+	// The discovery sources start from the owner's goroutine, now that it
+	// has an address for them to deliver to.
+	if err, askErr := askOwner(ctx, o, func(r chan<- error) any { return syncSourcesMsg{r} }); err != nil || askErr != nil {
+		return o, errors.Join(err, askErr)
+	}
 	return o, nil
+}
+
+// askOwner asks the owner and waits for its one answer (actor.Ask).
+func askOwner[T any](ctx context.Context, o *owner, mk func(chan<- T) any) (T, error) {
+	return actor.Ask(ctx, o.ref, mk)
 }
 
 // Receive is the owner's table of contents.
@@ -106,6 +121,18 @@ func (o *owner) Receive(msg any) {
 		m.reply <- reloadResult{plan, err}
 	case flushMsg:
 		o.flush()
+	case discoveredMsg:
+		o.discovered(m)
+	case fleetStateMsg:
+		o.applyFleet(m)
+	case fleetPlanMsg:
+		m.reply <- o.planFleet(m.c)
+	case syncSourcesMsg:
+		ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
+		err := o.syncSources(ctx, o.file)
+		cancel()
+		o.publish()
+		m.reply <- err
 	default:
 		o.d.log.Warn("routing owner: unknown message", "type", fmt.Sprintf("%T", msg))
 	}
@@ -114,6 +141,9 @@ func (o *owner) Receive(msg any) {
 // Apply makes an admin change and returns once it is carried out and
 // written to the state file.
 func (o *owner) Apply(ctx context.Context, c routing.Change) error {
+	if link := o.d.fleet.Load(); link != nil {
+		return o.applyViaFleet(ctx, link, c)
+	}
 	err, askErr := actor.Ask(ctx, o.ref, func(r chan<- error) any { return applyMsg{c, r} })
 	if askErr != nil {
 		return askErr
@@ -175,7 +205,13 @@ func (o *owner) publish() {
 	for k, v := range o.pools {
 		pools[k] = v
 	}
-	o.view.Store(&view{file: o.file, table: o.cur, eff: o.cur.Apply(o.file), pools: pools})
+	var sources []*discovery.Source
+	for _, k := range sortedSourceKeys(wantedSources(o.file)) {
+		if rs, ok := o.sources[k]; ok {
+			sources = append(sources, rs.src)
+		}
+	}
+	o.view.Store(&view{file: o.file, table: o.cur, eff: o.cur.Apply(o.file), pools: pools, sources: sources})
 	if o.ref != nil {
 		n := 0
 		for _, p := range o.cur.Pools {
@@ -195,12 +231,16 @@ func (o *owner) pool(name string) (*poolRuntime, bool) {
 	return p, ok
 }
 
-// stop stops the owner and then every pool.
+// stop stops the owner, then the discovery sources (a delivery to the
+// stopped owner fails at once), then every pool.
 func (o *owner) stop(ctx context.Context) error {
 	if err := o.ref.StopWait(ctx); err != nil {
 		return err
 	}
 	var errs []error
+	for _, s := range o.view.Load().sources {
+		errs = append(errs, s.Stop(ctx))
+	}
 	for _, name := range o.view.Load().file.PoolNames() {
 		if p, ok := o.pools[name]; ok {
 			if err := p.stopNow(ctx); err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/internal/loadgen"
 	"github.com/lbd/lbd/internal/synth"
 )
@@ -39,7 +40,9 @@ func TestDashboardQueriesReturnDataInPrometheus(t *testing.T) {
 	l := startLBD(t, startBackends(t,
 		synth.Knobs{Name: "a", Latency: 2 * time.Millisecond, Jitter: time.Millisecond},
 		synth.Knobs{Name: "b", Latency: 4 * time.Millisecond, Jitter: 2 * time.Millisecond, ErrorRate: 0.02, ErrorStatus: 502},
-	), nil)
+	), func(c *config.Config) { // one catch-all route, so that the route panel has data
+		c.Routes = []config.Route{{Name: "all", Match: config.RouteMatch{}, Pool: config.DefaultPool}}
+	})
 	prom := startPrometheus(t, bin, l.d.AdminAddr())
 
 	loadCtx, stopLoad := context.WithCancel(ctx)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"reflect"
 
 	"github.com/lbd/lbd/actor"
 	"github.com/lbd/lbd/config"
@@ -39,8 +40,15 @@ func (o *owner) doReload(next *config.Config, dryRun bool) (*ReloadPlan, error) 
 		return nil, err
 	}
 	prev := o.file
+	if !reflect.DeepEqual(prev.Fleet, next.Fleet) {
+		return nil, errors.New("reload refused: fleet cannot change while lbd runs (the link, the replica's name and the store are shared with other replicas); restart lbd to change it")
+	}
 	ov := routing.Rebase(o.ov, routing.FileOf(prev), routing.FileOf(next))
-	table := routing.Effective(next, ov, o.disc)
+	if o.d.fleet.Load() != nil {
+		ov = o.ov // the fleet's changes are the fleet's: a file edit of one replica does not undo them (fleet.go)
+	}
+	disc := keepDiscovered(o.disc, next)
+	table := routing.Effective(next, ov, disc)
 	plan := &ReloadPlan{DryRun: dryRun, Settings: config.Diff(prev, next), Routing: routing.Diff(o.cur, table)}
 	if plan.Settings == nil {
 		plan.Settings = []config.SettingChange{}
@@ -57,7 +65,8 @@ func (o *owner) doReload(next *config.Config, dryRun bool) (*ReloadPlan, error) 
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()
 	err = errors.Join(lerr, o.carryOut(ctx, plan.Routing, table, whyReload))
-	o.file, o.ov, o.cur = next, ov, table
+	o.file, o.ov, o.disc, o.cur = next, ov, disc, table
+	err = errors.Join(err, o.syncSources(ctx, next))
 	o.publish()
 	o.dirty = true
 	if werr := o.writeState(); werr != nil {

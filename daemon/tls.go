@@ -124,12 +124,26 @@ func upstreamTLS(b routing.Backend) (*tls.Config, error) {
 }
 
 // CheckFiles is `lbd -check`'s look at the files a valid config names: the
-// serving certificate and key, and every pool's backends' CA files.
+// serving certificate and key, the fleet's etcd credentials, and every
+// pool's backends' CA files.
 func CheckFiles(cfg *config.Config, now time.Time) []config.Problem {
 	var probs []config.Problem
 	if cfg.TLS.CertFile != "" {
 		if _, err := loadKeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile, now); err != nil {
 			probs = append(probs, config.Problem{Path: "tls.cert_file", Message: err.Error()})
+		}
+	}
+	if f := cfg.Fleet; f != nil {
+		for _, file := range []struct{ path, name string }{
+			{f.Etcd.PasswordFile, "fleet.etcd.password_file"}, {f.Etcd.CAFile, "fleet.etcd.ca_file"},
+			{f.Etcd.CertFile, "fleet.etcd.cert_file"}, {f.Etcd.KeyFile, "fleet.etcd.key_file"},
+		} {
+			if file.path == "" {
+				continue
+			}
+			if _, err := os.ReadFile(file.path); err != nil {
+				probs = append(probs, config.Problem{Path: file.name, Message: err.Error()})
+			}
 		}
 	}
 	for _, name := range cfg.PoolNames() {

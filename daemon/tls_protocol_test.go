@@ -333,3 +333,40 @@ func TestH2UpstreamOverTLSWithItsOwnCA(t *testing.T) {
 		})
 	}
 }
+
+// A reload that adds an https backend with its own CA: the backend is
+// probed under that trust (its first probe passes, so it comes up) and
+// served under it, with no restart.
+func TestReloadAddsAnHTTPSBackendWithItsOwnCA(t *testing.T) {
+	ca := newTestCA(t)
+	backend := httptest.NewUnstartedServer(synth.New(synth.Knobs{Name: "tls-backend"}))
+	backend.EnableHTTP2 = true
+	backend.TLS = &tls.Config{Certificates: []tls.Certificate{ca.valid(t, 8, "api.internal").tlsCert}}
+	backend.StartTLS()
+	t.Cleanup(backend.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, ca.pem, 0o600))
+
+	l := startLBD(t, nil, fastHealth)
+	next := l.d.owner.fileConfig().Clone()
+	next.Backends = []config.Backend{{URL: backend.URL, Weight: 1, Protocol: "h2", CAFile: caFile, ServerName: "api.internal"}}
+	require.NoError(t, l.reload(t, next))
+	eventually(t, 5*time.Second, "its first probe, under its own CA, brings it up", func() bool {
+		h := l.sched().Lookup(backend.URL)
+		return h != nil && h.Snapshot().Eligible
+	})
+	resp, _ := l.get(t, "/")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "HTTP/2.0", resp.Header.Get("X-Seen-Proto"))
+}
+
+func TestCheckNamesMissingFleetFiles(t *testing.T) {
+	cfg := config.Default()
+	f := config.DefaultFleet()
+	f.Etcd.PasswordFile, f.Etcd.Username = filepath.Join(t.TempDir(), "nope"), "lbd"
+	cfg.Fleet = &f
+	probs := CheckFiles(cfg, time.Now())
+	require.Len(t, probs, 1)
+	require.Equal(t, "fleet.etcd.password_file", probs[0].Path)
+	require.Contains(t, probs[0].Message, "no such file")
+}

@@ -44,14 +44,16 @@ type Event struct {
 	Cause   string    `json:"cause"`
 }
 
-// Filter selects events; empty fields match everything.
+// Filter selects events; empty fields match everything. Backend is a
+// backend's URL or its name.
 type Filter struct {
 	Pool, Backend string
 }
 
 // Match reports whether e passes f.
 func (f Filter) Match(e Event) bool {
-	return (f.Pool == "" || f.Pool == e.Pool) && (f.Backend == "" || f.Backend == e.Backend)
+	return (f.Pool == "" || f.Pool == e.Pool) &&
+		(f.Backend == "" || f.Backend == e.Backend || (e.Name != "" && f.Backend == e.Name))
 }
 
 // DefaultCapacity is how many events the history keeps by default.

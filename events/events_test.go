@@ -22,7 +22,7 @@ func ev(pool, backend, cause string) Event {
 func startLog(t *testing.T, capacity int) *Log {
 	t.Helper()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	l := New(Options{Capacity: capacity, Registry: actor.NewRegistry(), Now: func() time.Time { return at }})
+	l := New(Options{Capacity: capacity, Mailbox: 4096, Registry: actor.NewRegistry(), Now: func() time.Time { return at }})
 	t.Cleanup(func() { require.NoError(t, l.Stop(context.Background())) })
 	return l
 }
@@ -44,7 +44,13 @@ func TestRecentKeepsTheLastCapacityInOrder(t *testing.T) {
 	last, err := l.Recent(ctx, Filter{Backend: "http://b1"}, 3)
 	require.NoError(t, err)
 	require.Equal(t, []string{"1492", "1495", "1498"}, causes(last))
-	none, err := l.Recent(ctx, Filter{Pool: "api"}, 10)
+	named := ev("api", "http://n", "named")
+	named.Name = "n-1"
+	l.Record(named)
+	byName, err := l.Recent(ctx, Filter{Backend: "n-1"}, 0)
+	require.NoError(t, err)
+	require.Equal(t, []string{"named"}, causes(byName), "a backend's name selects it too")
+	none, err := l.Recent(ctx, Filter{Pool: "default", Backend: "n-1"}, 10)
 	require.NoError(t, err)
 	require.Empty(t, none)
 }

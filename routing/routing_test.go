@@ -287,3 +287,28 @@ func TestStateVersion1(t *testing.T) {
 	}, def.Backends, "b was removed through the admin API, n added")
 	require.Equal(t, "lc", def.Policy)
 }
+
+func TestOverlayKeysRoundTrip(t *testing.T) {
+	file := parse(t, twoPools)
+	ov := mustApply(t, file, Overlay{}, nil,
+		Change{Op: OpDrain, Pool: "api", URL: "http://10.0.0.1"},
+		Change{Op: OpAdd, Backend: config.Backend{URL: "http://10.0.0.5", Weight: 2}},
+		Change{Op: OpRemove, URL: "http://10.0.0.2"},
+		Change{Op: OpPolicy, Policy: "wrr"},
+		Change{Op: OpCanary, Canary: config.Canary{Backend: "http://10.0.0.1", Percent: 5}})
+	keys := ov.Keys()
+	require.Contains(t, keys, "state/pools/api/backends/http:%2F%2F10.0.0.1:80")
+	require.Equal(t, `{"removed":true}`, string(keys["state/pools/default/backends/http:%2F%2F10.0.0.2:80"]))
+	require.Contains(t, keys, "state/pools/default/policy")
+	back, probs := OverlayFromKeys(keys)
+	require.Empty(t, probs)
+	require.Equal(t, ov, back)
+
+	keys["state/pools/default/policy"] = []byte(`{"policy":"fastest","sticky":{"enabled":false,"key":"ip"}}`)
+	keys["state/pools/default/backends/http:%2F%2FX:1"] = []byte(`{"draining":true}`)
+	keys["state/other"] = []byte(`{}`)
+	back, probs = OverlayFromKeys(keys)
+	require.Len(t, probs, 3, "%v", probs)
+	require.Nil(t, back.Pools["default"].Policy, "the bad entry is left out")
+	require.NotNil(t, back.Pools["api"].Backends["http://10.0.0.1:80"].Draining, "the others are kept")
+}

@@ -9,9 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/internal/loadgen"
 	"github.com/lbd/lbd/internal/synth"
-	"github.com/lbd/lbd/config"
 )
 
 // detectOptions are the knobs of the detect scenario.

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/lbd/lbd/cmd/internal/lbdproc"
+	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/internal/loadgen"
 	"github.com/lbd/lbd/internal/synth"
-	"github.com/lbd/lbd/config"
 )
 
 // flakyOptions are the knobs of the flaky scenario.

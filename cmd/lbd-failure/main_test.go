@@ -11,8 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lbd/lbd/internal/loadgen"
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/internal/loadgen"
 )
 
 func TestScenarioIsRequired(t *testing.T) {

@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/lbd/lbd/internal/synth"
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/internal/synth"
 )
 
 // The demo runs three embedded backends in two pools: /api/ goes to the
