@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lbd/lbd/config"
@@ -289,4 +291,32 @@ func TestEventsCarryCauses(t *testing.T) {
 		got = append(got, e.Cause)
 	}
 	require.Equal(t, []string{"in the config file", "admin drain", "admin undrain"}, got)
+}
+
+// A member that joins or leaves an SRV answer says so in its history,
+// with the source it came from: a real DNS server in-process answers.
+func TestEventsDiscoveryCauses(t *testing.T) {
+	bs := startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b"})
+	z := startDNS(t)
+	for _, n := range []string{"a", "b"} {
+		z.set(t, n+".test", dns.TypeA, n+".test. 1 IN A 127.0.0.1")
+	}
+	z.set(t, srvName, dns.TypeSRV, srvRecord("a", bs[0], 1), srvRecord("b", bs[1], 1))
+	l := startLBD(t, nil, func(c *config.Config) {
+		fastHealth(c)
+		d := config.DefaultDiscovery()
+		d.DNS, d.Type, d.Resolver, d.Refresh = srvName, config.DiscoverySRV, z.addr, config.Duration(time.Second)
+		c.Discovery = []config.Discovery{d}
+	})
+	eventually(t, 5*time.Second, "both joined", func() bool {
+		es := recentEvents(t, l.adminURL, "")
+		return hasEvent(es, bs[0].URL(), "state", "", "unhealthy", "dns: joined the SRV set of "+srvName) &&
+			hasEvent(es, bs[1].URL(), "state", "", "unhealthy", "dns: joined the SRV set of "+srvName)
+	})
+	z.set(t, srvName, dns.TypeSRV, srvRecord("a", bs[0], 1))
+	eventually(t, 5*time.Second, "b left", func() bool {
+		return slices.ContainsFunc(recentEvents(t, l.adminURL, "backend="+url.QueryEscape(bs[1].URL())), func(e events.Event) bool {
+			return e.Kind == "state" && e.To == "removed" && e.Cause == "dns: left the SRV set of "+srvName
+		})
+	})
 }
