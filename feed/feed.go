@@ -88,14 +88,19 @@ func (h *Hub[T]) Wants(v T) bool {
 }
 
 // Publish offers v to every subscriber whose filter accepts it; encode
-// runs once, only if one does. A subscriber whose buffer is full misses
-// the event (counted); Publish never waits. It returns how many
-// subscribers got the event.
+// runs once, only if one of them has room. A subscriber whose buffer is
+// full misses the event (counted); Publish never waits. It returns how
+// many subscribers got the event.
 func (h *Hub[T]) Publish(v T, encode func(T) []byte) int {
 	var b []byte
 	n := 0
 	for _, s := range *h.subs.Load() {
 		if s.match != nil && !s.match(v) {
+			continue
+		}
+		if len(s.c) == cap(s.c) { // full: spare the encoding when no one can take it
+			s.dropped.Add(1)
+			h.dropped.Add(1)
 			continue
 		}
 		if b == nil {

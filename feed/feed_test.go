@@ -32,14 +32,21 @@ func TestHubFiltersEncodesOnceAndDrops(t *testing.T) {
 		h.Publish(i, enc)
 	}
 	require.Equal(t, 6, encodes, "one encoding per event, however many subscribers take it")
+	for range 3 { // odd: only all wants them, and it has room for two
+		h.Publish(1, enc)
+	}
+	require.Equal(t, 8, encodes, "the third found every taker full: not encoded")
+	require.Equal(t, uint64(1), all.Dropped())
 	require.Equal(t, []byte("0"), <-even.C())
 	require.Equal(t, []byte("2"), <-even.C())
 	require.Equal(t, uint64(1), even.Dropped(), "4 found the buffer of 2 full")
-	require.Equal(t, uint64(1), h.Dropped())
+	require.Equal(t, uint64(2), h.Dropped(), "one each")
 	for i := range 6 {
 		require.Equal(t, itoa(i), <-all.C())
 	}
-	require.Equal(t, uint64(8), h.Sent())
+	require.Equal(t, itoa(1), <-all.C())
+	require.Equal(t, itoa(1), <-all.C())
+	require.Equal(t, uint64(10), h.Sent())
 	require.True(t, h.Wants(3))
 
 	even.Close()

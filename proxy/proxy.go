@@ -159,7 +159,7 @@ func stateOf(ctx context.Context) *reqState {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{ResponseWriter: w, start: time.Now(), status: http.StatusOK, live: h.live.Load()}
 	if h.tap.hub.Listening() { // the tap's whole cost when no one listens
-		st.tap = &tapRecord{}
+		st.tap = newTapRecord()
 	}
 	st.id = r.Header.Get("X-Request-Id")
 	if st.id == "" || len(st.id) > 128 {

@@ -124,6 +124,13 @@ type tapRecord struct {
 	ex       scheduler.Explanation
 	picked   bool // ex holds a pick's explanation
 	attempts []tapTry
+	first    [2]tapTry // attempts' first backing array: most requests have one try, a retried one two
+}
+
+func newTapRecord() *tapRecord {
+	r := &tapRecord{}
+	r.attempts = r.first[:0]
+	return r
 }
 
 type tapTry struct {

@@ -64,6 +64,9 @@ type Candidate struct {
 func (p *Picker) PickExplain(r *http.Request, client string, tried []*backendactor.Handle, ex *Explanation) (*backendactor.Handle, error) {
 	ex.Policy, ex.By = p.name, ""
 	ex.refused, ex.sampled = ex.refused[:0], [2]*backendactor.Handle{}
+	if cap(ex.Candidates) < len(p.all) {
+		ex.Candidates = make([]Candidate, 0, len(p.all))
+	}
 	ex.Candidates = ex.Candidates[:0]
 	for _, h := range p.all {
 		s := h.Snapshot()
