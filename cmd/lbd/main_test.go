@@ -69,3 +69,30 @@ func TestConfigPrecedence(t *testing.T) {
 	_, err = loadConfig(flags{config: path})
 	require.ErrorContains(t, err, "not-a-port")
 }
+
+// `lbd help` and `lbd -h` print the usage, ctl included, and succeed; a
+// stray argument or an unknown subcommand exits 2 instead of starting a
+// daemon; `lbd ctl` is the admin client.
+func TestUsageAndSubcommands(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+		var out, errb bytes.Buffer
+		require.Equal(t, 0, run(args, &out, &errb), "%v", args)
+		require.Contains(t, out.String(), "lbd ctl [-admin ADDR]", "%v", args)
+		require.Contains(t, out.String(), "-config string")
+	}
+	for _, args := range [][]string{{"serve"}, {"-demo", "extra"}} {
+		var out, errb bytes.Buffer
+		require.Equal(t, 2, run(args, &out, &errb), "%v", args)
+		require.Contains(t, errb.String(), "unexpected argument")
+		require.Contains(t, errb.String(), "lbd ctl")
+	}
+	var out, errb bytes.Buffer
+	require.Equal(t, 2, run([]string{"ctl", "frobnicate"}, &out, &errb))
+	require.Contains(t, errb.String(), `lbd ctl: unknown command "frobnicate"`)
+	out.Reset()
+	require.Equal(t, 0, run([]string{"ctl", "-h"}, &out, &errb))
+	require.Contains(t, out.String(), "backends [-pool P]")
+	errb.Reset()
+	require.Equal(t, 1, run([]string{"ctl", "-admin", "127.0.0.1:1", "pools"}, &out, &errb), "nothing listens there")
+	require.Contains(t, errb.String(), "connection refused")
+}
