@@ -29,10 +29,21 @@ type dnsKey struct {
 
 func startDNS(t *testing.T) *testDNS {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	require.NoError(t, err)
+	// UDP and TCP on one port: the kernel picks a free UDP port, which a
+	// TCP socket (often one of this process's own connections) may hold;
+	// then try another.
+	var pc net.PacketConn
+	var ln net.Listener
+	for try := 0; ; try++ {
+		var err error
+		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+		require.NoError(t, err)
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		require.Less(t, try, 20, "no port free for both UDP and TCP: %v", err)
+	}
 	z := &testDNS{addr: pc.LocalAddr().String(), records: map[dnsKey][]dns.RR{}}
 	z.udp = &dns.Server{PacketConn: pc, Handler: z}
 	z.tcp = &dns.Server{Listener: ln, Handler: z}
