@@ -20,6 +20,8 @@ import (
 
 	"github.com/lbd/lbd/actor"
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/events"
+	"github.com/lbd/lbd/proxy"
 	"github.com/lbd/lbd/routing"
 	"github.com/lbd/lbd/scheduler"
 )
@@ -64,6 +66,10 @@ type Options struct {
 	// Outliers returns a pool's outlier report for GET /admin/outliers
 	// (false for an unknown pool).
 	Outliers func(pool string) (any, bool)
+	// Tap is the data plane's tap (GET /admin/tap); Events the history of
+	// backend transitions (GET /admin/events). Either may be nil.
+	Tap    *proxy.Tap
+	Events *events.Log
 	// Discovery returns the discovery sources' statuses for GET /admin/discovery.
 	Discovery func() any
 	// Fleet returns the fleet link's status for GET /admin/fleet.
@@ -85,6 +91,9 @@ type Server struct {
 	o     Options
 	mux   *http.ServeMux
 	token atomic.Pointer[bearer] // nil: no token required
+
+	streams    context.Context // ends every SSE stream (EndStreams)
+	endStreams context.CancelFunc
 }
 
 // New builds the admin handler with every route registered.
@@ -99,6 +108,7 @@ func New(o Options) *Server {
 		o.MaxBodyBytes = 64 << 10
 	}
 	s := &Server{o: o, mux: http.NewServeMux()}
+	s.streams, s.endStreams = context.WithCancel(context.Background())
 	s.SetToken(o.Token)
 	s.routes()
 	return s
@@ -127,6 +137,8 @@ func (s *Server) routes() {
 	s.backendRoutes()
 	s.policyRoutes()
 	s.canaryRoutes()
+	s.seeRoutes()
+	s.uiRoutes()
 	if s.o.Gatherer != nil {
 		// OpenMetrics, for a scraper that asks for it, is the format that
 		// carries exemplars (the trace ids on lbd_request_duration_seconds);

@@ -10,7 +10,7 @@ import (
 // ServeHTTP checks the bearer token, limits the body and answers the mux's
 // own 404 and 405 in API.md's JSON error shape (the Allow header stays).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if want := s.token.Load(); want != nil && !probe(r) && !authorized(r, want) {
+	if want := s.token.Load(); want != nil && !probe(r) && !uiAsset(r) && !authorized(r, want) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lbd-admin"`)
 		writeError(w, http.StatusUnauthorized, "Authorization: a valid bearer token is required (Authorization: Bearer TOKEN)")
 		return

@@ -29,7 +29,10 @@ type Config struct {
 	// Name is the actor's name in the registry (default URL); a pool other
 	// than the default names its backends "POOL:URL", so two pools may hold
 	// the same URL.
-	Name        string
+	Name string
+	// Label is the backend's optional name from the config or the admin
+	// call (config.Backend.Name), shown next to its URL; SetName changes it.
+	Label       string
 	Weight      int
 	MaxInflight int
 	// Protocol is how the proxy speaks to the backend: http1, h2c or h2.
@@ -59,7 +62,15 @@ type Config struct {
 	// OnChange is called on the actor's goroutine after a change that alters
 	// picking (eligibility, weight, warm-up step, cap). It must not block.
 	OnChange func(*Handle)
-	Logger   *slog.Logger
+	// OnTransition is told every change of the backend's state or breaker
+	// with its cause (see Transition), on the actor's goroutine, starting
+	// with the backend's arrival (From StateAdded, Cause JoinCause). It
+	// must not block: the events actor's Record is one.
+	OnTransition func(Transition)
+	// JoinCause says why the backend joined its pool ("in the config
+	// file", "admin add", "dns: joined the SRV set").
+	JoinCause string
+	Logger    *slog.Logger
 }
 
 // New starts a backend actor and returns its handle.
@@ -93,7 +104,7 @@ func newState(c Config) *state {
 	h := &Handle{url: c.URL, protocol: c.Protocol, tls: c.TLS}
 	h.bucket.Store(new(bucket))
 	h.threshold.Store(int64(c.Breaker.FailureThreshold))
-	s := &state{h: h, cfg: c, weight: c.Weight, maxInflight: int64(max(c.MaxInflight, 0))}
+	s := &state{h: h, cfg: c, label: c.Label, weight: c.Weight, maxInflight: int64(max(c.MaxInflight, 0))}
 	s.health.Up, s.health.Pending = !c.StartUnhealthy, c.StartUnhealthy
 	if !c.SkipWarmup && c.Warmup > 0 {
 		s.warmStart = s.now()
@@ -114,6 +125,7 @@ type state struct {
 	ref *actor.Ref
 	cfg Config
 
+	label        string
 	weight       int
 	maxInflight  int64
 	ewma         EWMA
@@ -129,6 +141,11 @@ type state struct {
 	retireBy     time.Time
 	unprobed     bool // active checks were turned off: probe results are ignored
 	version      uint64
+
+	// Why the state and the breaker change in the step being taken (a
+	// message or a tick), for the transitions publish reports.
+	cause, breakerCause string
+	last                lastCauses
 }
 
 func (s *state) now() time.Time { return time.Now() }
@@ -150,33 +167,45 @@ func (s *state) Receive(msg any) {
 		if s.unprobed {
 			return // active checks are off: a stopping checker's last word (see SetRules)
 		}
-		wasUp := s.health.Up
+		before := s.health
 		s.health = s.health.Next(m.ok, s.cfg.Rise, s.cfg.Fall, m.at, m.detail)
-		if !wasUp && s.health.Up {
+		if before.Up != s.health.Up {
+			s.because(probeCause(before, s.health, s.cfg.Rise, s.cfg.Fall))
+		}
+		if !before.Up && s.health.Up {
 			s.startWarmup(now)
 		}
 	case drain:
 		ack, s.draining = m.ack, true
+		s.because(m.cause)
 	case undrain:
 		ack, err = m.ack, s.retiringErr()
 		if s.draining && err == nil {
 			s.draining = false
+			s.because(m.cause)
 			s.startWarmup(now)
 		}
 	case setCap:
 		ack, s.maxInflight = m.ack, int64(max(m.n, 0))
 	case setWeight:
 		ack, s.weight = m.ack, max(m.w, 1)
+	case setName:
+		ack, s.label = m.ack, m.name
 	case warmReset:
 		ack, s.warmStart = m.ack, time.Time{}
+		s.because(causeWarmReset)
 		s.startWarmup(now)
 	case eject:
 		ack = m.ack
 		s.ejectedUntil, s.ejectReason, s.ejectedAt = m.until, m.reason, now
 		s.ejections++
+		s.because(ejectCause(m.reason, m.detail, m.until.Sub(now), s.ejections))
 		s.h.resetOutlierRuns()
 	case retire:
 		ack = m.ack
+		if s.retireBy.IsZero() {
+			s.emit(now, KindState, s.h.snap.Load().State, StateRemoved, m.cause)
+		}
 		s.draining, s.retireBy = true, m.deadline
 	case setRules:
 		ack = m.ack
@@ -224,13 +253,17 @@ func (s *state) fold(now time.Time) {
 	if n > 0 {
 		s.ewma = s.ewma.Observe(time.Duration(b.sumNs.Load()/n), now, s.cfg.EWMADecay)
 	}
-	prev := s.breaker.State
+	before := s.breaker
+	prev := before.State
 	// The longest run since the last fold, not the run now: a success right
 	// after the threshold was crossed must not hide the crossing.
 	run := max(s.h.peakFail.Swap(0), s.h.consecFail.Load())
 	s.breaker = s.breaker.Next(BreakerInput{
 		ConsecutiveFailures: run, Successes: n - fail, Failures: fail,
 	}, now, s.cfg.Breaker)
+	if prev != s.breaker.State && s.breakerCause == "" {
+		s.breakerCause = breakerCause(before, s.breaker, run, s.cfg.Breaker)
+	}
 	quota := int64(max(s.cfg.Breaker.HalfOpenProbes, 1))
 	switch {
 	case prev != HalfOpen && s.breaker.State == HalfOpen:
@@ -242,6 +275,7 @@ func (s *state) fold(now time.Time) {
 		// for ever.
 		s.h.probes.Store(quota)
 	case prev != Closed && s.breaker.State == Closed:
+		s.because("breaker closed after a probe request succeeded")
 		s.startWarmup(now)
 	}
 	if prev != Open && s.breaker.State == Open {
@@ -290,16 +324,19 @@ func (s *state) publish(now time.Time) {
 		Eligible: (st == StateHealthy || st == StateWarming) && s.breaker.State != Open,
 		Breaker:  s.breaker.State, State: st, MaxInflight: s.maxInflight,
 	}
+	next.Name = s.label
 	prev := s.h.snap.Load()
-	material := prev == nil || prev.Eligible != next.Eligible || prev.Weight != next.Weight ||
+	material := prev == nil || prev.Name != next.Name || prev.Eligible != next.Eligible || prev.Weight != next.Weight ||
 		prev.Breaker != next.Breaker || prev.State != next.State || prev.MaxInflight != next.MaxInflight ||
 		next.WarmFactor-prev.WarmFactor > 0.02 || next.WarmFactor < prev.WarmFactor || (next.WarmFactor == 1) != (prev.WarmFactor == 1)
 	if prev != nil && !material && prev.EWMA == next.EWMA {
+		s.cause, s.breakerCause = "", ""
 		return
 	}
 	s.version++
 	next.Version = s.version
 	s.h.snap.Store(next)
+	s.transitions(now, prev, next)
 	if s.ref != nil {
 		s.ref.SetState(fmt.Sprintf("%s breaker=%s ewma=%s inflight=%d", st, s.breaker.State, s.ewma.Value.Round(time.Microsecond), s.h.inflight.Load()))
 	}
@@ -312,13 +349,15 @@ func (s *state) publish(now time.Time) {
 func (s *state) Restart() {
 	p := s.h.snap.Load()
 	now := s.now()
-	*s = state{h: s.h, ref: s.ref, cfg: s.cfg, weight: p.Weight, maxInflight: p.MaxInflight,
+	*s = state{h: s.h, ref: s.ref, cfg: s.cfg, label: p.Name, last: s.last, weight: p.Weight, maxInflight: p.MaxInflight,
 		ewma: EWMA{Value: p.EWMA, At: now}, version: p.Version, unprobed: s.unprobed}
 	s.health.Up = p.State != StateUnhealthy
 	s.draining = p.State == StateDraining
 	if p.Breaker != Closed {
 		s.breaker = Breaker{State: Open, Until: now.Add(s.cfg.Breaker.OpenFor), Trips: 1, OpenedFor: s.cfg.Breaker.OpenFor}
+		s.breakerCause = causeRestart
 	}
+	s.because(causeRestart)
 	if p.WarmFactor < 1 {
 		s.startWarmup(now)
 	}
@@ -339,6 +378,10 @@ func (s *state) stats(now time.Time) Stats {
 		Healthy:    s.health.Up, Draining: s.draining, EjectReason: s.ejectReason, Ejections: s.ejections,
 		BreakerTrips: s.trips, Consecutive5xx: s.h.consec5xx.Load(), ConsecutiveGateway: s.h.consecGateway.Load(),
 		LastProbeDetail: s.health.LastDetail,
+		StateCause:      s.last.state, BreakerCause: s.last.breaker,
+	}
+	if !s.last.since.IsZero() {
+		st.StateSince = ptr(s.last.since)
 	}
 	if !s.warmStart.IsZero() {
 		st.WarmupRemainingMs = max(0, (s.cfg.Warmup - now.Sub(s.warmStart)).Milliseconds())

@@ -160,14 +160,14 @@ func TestHealthDrainEject(t *testing.T) {
 		synctest.Wait()
 		require.True(t, h.Snapshot().Eligible)
 
-		require.NoError(t, h.Drain(ctx))
+		require.NoError(t, h.Drain(ctx, "test drain"))
 		require.Equal(t, StateDraining, h.Snapshot().State)
 		require.False(t, h.Acquire())
-		require.NoError(t, h.Undrain(ctx))
+		require.NoError(t, h.Undrain(ctx, "test undrain"))
 		require.True(t, h.Acquire())
 		h.Release(time.Millisecond, Success)
 
-		require.NoError(t, h.Eject(ctx, time.Now().Add(30*time.Second), "consecutive 5xx"))
+		require.NoError(t, h.Eject(ctx, time.Now().Add(30*time.Second), "consecutive 5xx", "test detail"))
 		s := stats(t, h)
 		require.Equal(t, StateEjected, s.State)
 		require.Equal(t, "consecutive 5xx", s.EjectReason)
@@ -183,7 +183,7 @@ func TestRetireWaitsForInflight(t *testing.T) {
 		reg := actor.NewRegistry()
 		h := New(reg, testConfig())
 		require.True(t, h.Acquire())
-		require.NoError(t, h.Retire(context.Background(), time.Now().Add(time.Minute)))
+		require.NoError(t, h.Retire(context.Background(), time.Now().Add(time.Minute), "test remove"))
 		require.False(t, h.Acquire(), "retiring drains")
 		<-time.After(time.Second)
 		synctest.Wait()
@@ -200,7 +200,7 @@ func TestRestartKeepsPublishedState(t *testing.T) {
 		reg := actor.NewRegistry()
 		h := New(reg, testConfig())
 		defer h.Stop()
-		require.NoError(t, h.Drain(context.Background()))
+		require.NoError(t, h.Drain(context.Background(), "test drain"))
 
 		// A reply on a closed channel panics inside the handler, after the
 		// ejection was half applied: the supervisor must restore the published state.

@@ -30,6 +30,17 @@ func (s BreakerState) String() string {
 // MarshalText writes the state's name.
 func (s BreakerState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads a name MarshalText wrote (clients of the admin API).
+func (s *BreakerState) UnmarshalText(b []byte) error {
+	for _, st := range []BreakerState{Closed, Open, HalfOpen} {
+		if string(b) == st.String() {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("breaker state %q: want closed, open or half_open", b)
+}
+
 // BreakerConfig parameterises the breaker.
 type BreakerConfig struct {
 	FailureThreshold int           // consecutive failures that open a closed breaker

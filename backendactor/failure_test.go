@@ -81,7 +81,7 @@ func TestEjectionResetsTheOutlierRuns(t *testing.T) {
 			h.Release(time.Millisecond, ServerError)
 		}
 		require.EqualValues(t, 5, h.Counters().Consecutive5xx)
-		require.NoError(t, h.Eject(ctx, time.Now().Add(time.Second), "consecutive_5xx"))
+		require.NoError(t, h.Eject(ctx, time.Now().Add(time.Second), "consecutive_5xx", "test detail"))
 		require.Zero(t, h.Counters().Consecutive5xx, "ejected: the run starts over")
 
 		h.Release(time.Millisecond, ServerError) // the straggler fails too
@@ -205,7 +205,7 @@ func TestDrainLetsInflightFinish(t *testing.T) {
 		h := New(nil, testConfig())
 		defer h.Stop()
 		require.True(t, h.Acquire())
-		require.NoError(t, h.Drain(context.Background()))
+		require.NoError(t, h.Drain(context.Background(), "test drain"))
 		require.False(t, h.Acquire(), "no new requests")
 		require.EqualValues(t, 1, h.Inflight())
 		h.Release(time.Millisecond, Success)
@@ -220,7 +220,7 @@ func TestRetireStopsAtItsDeadline(t *testing.T) {
 		h := New(reg, testConfig())
 		require.True(t, h.Acquire()) // never released before the deadline: a stuck request
 		start := time.Now()
-		require.NoError(t, h.Retire(context.Background(), start.Add(5*time.Second)))
+		require.NoError(t, h.Retire(context.Background(), start.Add(5*time.Second), "test remove"))
 		<-h.Done()
 		require.GreaterOrEqual(t, time.Since(start), 5*time.Second)
 		require.Less(t, time.Since(start), 5*time.Second+200*time.Millisecond, "stopped on the first tick after the deadline")

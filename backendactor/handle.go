@@ -220,13 +220,19 @@ func tell[M any](ctx context.Context, h *Handle, mk func(ack chan<- error) M) er
 }
 
 // Drain stops new requests to the backend; in-flight ones complete.
-func (h *Handle) Drain(ctx context.Context) error {
-	return tell(ctx, h, func(a chan<- error) drain { return drain{a} })
+// cause says who asked and why ("admin drain"), for the transition.
+func (h *Handle) Drain(ctx context.Context, cause string) error {
+	return tell(ctx, h, func(a chan<- error) drain { return drain{cause, a} })
 }
 
 // Undrain returns a drained backend to service, with a fresh warm-up.
-func (h *Handle) Undrain(ctx context.Context) error {
-	return tell(ctx, h, func(a chan<- error) undrain { return undrain{a} })
+func (h *Handle) Undrain(ctx context.Context, cause string) error {
+	return tell(ctx, h, func(a chan<- error) undrain { return undrain{cause, a} })
+}
+
+// SetName changes the backend's optional name (Config.Label).
+func (h *Handle) SetName(ctx context.Context, name string) error {
+	return tell(ctx, h, func(a chan<- error) setName { return setName{name, a} })
 }
 
 // SetCap sets the per-backend concurrency cap; 0 removes it.
@@ -250,16 +256,21 @@ func (h *Handle) HealthResult(ctx context.Context, ok bool, at time.Time, detail
 	return h.ref.Send(ctx, healthResult{ok: ok, at: at, detail: detail})
 }
 
-// Eject takes the backend out of rotation until the given time.
-func (h *Handle) Eject(ctx context.Context, until time.Time, reason string) error {
-	return tell(ctx, h, func(a chan<- error) eject { return eject{until, reason, a} })
+// Eject takes the backend out of rotation until the given time. reason
+// is the rule (consecutive_5xx, ...), detail its figures in words.
+func (h *Handle) Eject(ctx context.Context, until time.Time, reason, detail string) error {
+	return tell(ctx, h, func(a chan<- error) eject { return eject{until, reason, detail, a} })
 }
 
 // Retire drains the backend and stops its actor once nothing is in flight or
-// the deadline passes. Done is closed when it has stopped.
-func (h *Handle) Retire(ctx context.Context, deadline time.Time) error {
-	return tell(ctx, h, func(a chan<- error) retire { return retire{deadline, a} })
+// the deadline passes. Done is closed when it has stopped. cause says why
+// it leaves ("admin remove", "dns: left the SRV set").
+func (h *Handle) Retire(ctx context.Context, deadline time.Time, cause string) error {
+	return tell(ctx, h, func(a chan<- error) retire { return retire{deadline, cause, a} })
 }
+
+// Name returns the backend's optional name as its actor last published it.
+func (h *Handle) Name() string { return h.snap.Load().Name }
 
 // Done is closed when the backend's actor has stopped.
 func (h *Handle) Done() <-chan struct{} { return h.ref.Done() }

@@ -12,9 +12,19 @@ type (
 		at     time.Time
 		detail string
 	}
-	drain   struct{ ack chan<- error }
-	undrain struct{ ack chan<- error }
-	setCap  struct {
+	drain struct {
+		cause string
+		ack   chan<- error
+	}
+	undrain struct {
+		cause string
+		ack   chan<- error
+	}
+	setName struct {
+		name string
+		ack  chan<- error
+	}
+	setCap struct {
 		n   int
 		ack chan<- error
 	}
@@ -24,12 +34,13 @@ type (
 	}
 	warmReset struct{ ack chan<- error }
 	eject     struct {
-		until  time.Time
-		reason string
-		ack    chan<- error
+		until          time.Time
+		reason, detail string
+		ack            chan<- error
 	}
 	retire struct {
 		deadline time.Time
+		cause    string
 		ack      chan<- error
 	}
 	setRules struct {

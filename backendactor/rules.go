@@ -103,13 +103,17 @@ func (s *state) setRules(r Rules, now time.Time) {
 	s.cfg.Breaker, s.cfg.Rise, s.cfg.Fall = r.Breaker, r.Rise, r.Fall
 	s.cfg.Warmup, s.cfg.WarmupMinPercent = r.Warmup, r.WarmupMinPercent
 	s.h.threshold.Store(int64(r.Breaker.FailureThreshold))
-	s.breaker = s.breaker.Capped(r.Breaker)
+	if capped := s.breaker.Capped(r.Breaker); capped != s.breaker {
+		s.breaker = capped
+		s.breakerCause = fmt.Sprintf("breaker: open period cut to %s by new rules", capped.OpenedFor)
+	}
 	s.fold(now)
 	if !s.warmStart.IsZero() && now.Sub(s.warmStart) >= r.Warmup {
 		s.warmStart = time.Time{}
 	}
 	s.unprobed = !r.HealthChecked
 	if s.unprobed && !s.health.Up {
+		s.because(causeChecksOff)
 		s.health = Health{Up: true, LastProbe: s.health.LastProbe, LastDetail: "active health checks are off"}
 		s.startWarmup(now)
 	}

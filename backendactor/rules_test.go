@@ -283,9 +283,9 @@ func TestSetRulesKeepsWhatTheBackendLearned(t *testing.T) {
 		failN(t, h, 2)
 		<-time.After(150 * time.Millisecond)
 		require.NoError(t, h.HealthResult(ctx, false, time.Now(), "status 503"))
-		require.NoError(t, h.Eject(ctx, time.Now().Add(time.Minute), "consecutive 5xx"))
+		require.NoError(t, h.Eject(ctx, time.Now().Add(time.Minute), "consecutive 5xx", "test detail"))
 		require.NoError(t, h.SetWeight(ctx, 5))
-		require.NoError(t, h.Drain(ctx))
+		require.NoError(t, h.Drain(ctx, "test drain"))
 		before := stats(t, h)
 		require.Positive(t, before.EWMAMillis)
 

@@ -18,6 +18,7 @@ var States = []string{StateHealthy, StateWarming, StateUnhealthy, StateEjected, 
 // never changes a Snapshot after storing it; readers may keep the pointer.
 type Snapshot struct {
 	URL         string
+	Name        string  // the backend's optional name (Config.Label)
 	Weight      int     // configured weight
 	WarmFactor  float64 // (0,1]: share of the weight the warm-up ramp allows now
 	EWMA        time.Duration
@@ -56,4 +57,11 @@ type Stats struct {
 	ConsecutiveGateway int64        `json:"consecutive_gateway_failures"`
 	LastProbe          *time.Time   `json:"last_probe,omitempty"`
 	LastProbeDetail    string       `json:"last_probe_detail,omitempty"`
+	// StateCause says why the backend is in its state, since StateSince;
+	// BreakerCause why its breaker is where it is (empty while it has
+	// always been closed). Both are the causes of the last transitions
+	// (GET /admin/events).
+	StateCause   string     `json:"state_cause,omitempty"`
+	StateSince   *time.Time `json:"state_since,omitempty"`
+	BreakerCause string     `json:"breaker_cause,omitempty"`
 }

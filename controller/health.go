@@ -77,7 +77,7 @@ var probeResults = []string{ProbeSuccess, ProbeBadStatus, ProbeError, ProbeTimeo
 // ProbeResult is one probe's verdict.
 type ProbeResult struct {
 	Result string // one of the Probe* constants
-	Detail string // for /admin/backends' last_probe_detail: "status 503", the error
+	Detail string // for /admin/backends' last_probe_detail and the backend's events: "GET /healthz answered 503", the error
 }
 
 // OK reports whether the probe passed.

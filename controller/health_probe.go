@@ -77,6 +77,10 @@ func (p *HTTPProber) Probe(ctx context.Context, h *backendactor.Handle) ProbeRes
 		return ProbeResult{Result: ProbeError, Detail: err.Error()}
 	}
 	req.Header.Set("User-Agent", "lbd-health-check")
+	// Details name the request, so that a backend's state history reads
+	// "probe GET /healthz answered 500 (3 of fall 3)".
+	what := "GET " + c.path
+	start := time.Now()
 	t, own := p.transport(h)
 	if own {
 		defer t.CloseIdleConnections()
@@ -84,15 +88,18 @@ func (p *HTTPProber) Probe(ctx context.Context, h *backendactor.Handle) ProbeRes
 	resp, err := t.RoundTrip(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-			return ProbeResult{Result: ProbeTimeout, Detail: "no answer within the probe timeout"}
+			return ProbeResult{Result: ProbeTimeout, Detail: fmt.Sprintf("%s: no answer within %s", what, time.Since(start).Round(time.Millisecond))}
 		}
-		return ProbeResult{Result: ProbeError, Detail: shortError(err)}
+		return ProbeResult{Result: ProbeError, Detail: what + ": " + shortError(err)}
 	}
 	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 	resp.Body.Close()
-	detail := fmt.Sprintf("status %d", resp.StatusCode)
+	detail := fmt.Sprintf("%s answered %d", what, resp.StatusCode)
 	if resp.StatusCode != c.status {
-		return ProbeResult{Result: ProbeBadStatus, Detail: fmt.Sprintf("%s, want %d", detail, c.status)}
+		if c.status != http.StatusOK { // the usual expectation goes without saying
+			detail += fmt.Sprintf(", want %d", c.status)
+		}
+		return ProbeResult{Result: ProbeBadStatus, Detail: detail}
 	}
 	return ProbeResult{Result: ProbeSuccess, Detail: detail}
 }

@@ -99,19 +99,21 @@ func TestHTTPProberOnLoopback(t *testing.T) {
 	p := NewHTTPProber(HTTPProbeConfig{Path: "/ready"})
 	defer p.CloseIdleConnections()
 	r := probeOnce(p, h, time.Second)
-	require.Equal(t, ProbeResult{Result: ProbeSuccess, Detail: "status 200"}, r)
+	require.Equal(t, ProbeResult{Result: ProbeSuccess, Detail: "GET /ready answered 200"}, r)
 	require.Equal(t, "/ready", *ps.path.Load(), "the configured path")
 	require.Equal(t, "lbd-health-check", *ps.agent.Load())
 
 	ps.status.Store(503)
 	r = probeOnce(p, h, time.Second)
-	require.Equal(t, ProbeResult{Result: ProbeBadStatus, Detail: "status 503, want 200"}, r)
+	require.Equal(t, ProbeResult{Result: ProbeBadStatus, Detail: "GET /ready answered 503"}, r)
 	require.False(t, r.OK())
 
 	ps.status.Store(204)
 	p204 := NewHTTPProber(HTTPProbeConfig{Path: "/ready", ExpectedStatus: 204})
 	require.True(t, probeOnce(p204, h, time.Second).OK(), "health.expected_status")
 	require.Equal(t, ProbeBadStatus, probeOnce(p, h, time.Second).Result, "204 is not the default's 200")
+	ps.status.Store(200)
+	require.Equal(t, "GET /ready answered 200, want 204", probeOnce(p204, h, time.Second).Detail)
 
 	before := ps.conns.Load()
 	for range 3 {
@@ -122,6 +124,7 @@ func TestHTTPProberOnLoopback(t *testing.T) {
 	hang := NewHTTPProber(HTTPProbeConfig{Path: "/hang"})
 	r = probeOnce(hang, h, 100*time.Millisecond)
 	require.Equal(t, ProbeTimeout, r.Result)
+	require.Regexp(t, `^GET /hang: no answer within \d+ms$`, r.Detail)
 }
 
 func TestHTTPProberConnectionRefused(t *testing.T) {
@@ -132,7 +135,7 @@ func TestHTTPProberConnectionRefused(t *testing.T) {
 	require.NoError(t, ln.Close())
 	r := probeOnce(NewHTTPProber(HTTPProbeConfig{}), handleFor(t, url, "http1"), time.Second)
 	require.Equal(t, ProbeError, r.Result)
-	require.Equal(t, "connect: connection refused", r.Detail)
+	require.Equal(t, "GET /healthz: connect: connection refused", r.Detail)
 }
 
 func TestHTTPProberSpeaksTheBackendsProtocol(t *testing.T) {

@@ -235,7 +235,7 @@ func (s *outlierState) Tick(now time.Time) {
 func (s *outlierState) eject(w *watched, ej Ejection) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := w.h.Eject(ctx, ej.Until, ej.Reason); err != nil {
+	if err := w.h.Eject(ctx, ej.Until, ej.Reason, ej.Detail); err != nil {
 		if !errors.Is(err, actor.ErrStopped) {
 			s.cfg.Logger.Warn("outlier detector: backend did not take the ejection", "backend", ej.URL, "err", err)
 		}

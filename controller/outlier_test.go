@@ -187,7 +187,7 @@ func TestDetectorLeavesDrainingBackendsAlone(t *testing.T) {
 		set, hs := outlierBackends(t, 2)
 		d := startDetector(t, set, nil, nil)
 		serve(t, hs[0], 5, backendactor.ServerError)
-		require.NoError(t, hs[0].Drain(context.Background()))
+		require.NoError(t, hs[0].Drain(context.Background(), "test drain"))
 		<-time.After(time.Second)
 		synctest.Wait()
 		require.Empty(t, d.Report().Ejected)

@@ -35,6 +35,7 @@ import (
 	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/controller"
 	"github.com/lbd/lbd/discovery"
+	"github.com/lbd/lbd/events"
 	"github.com/lbd/lbd/fleet"
 	"github.com/lbd/lbd/proxy"
 	"github.com/lbd/lbd/routing"
@@ -72,6 +73,7 @@ type Daemon struct {
 	limiter   *limiterSlot
 	dumper    *controller.Dumper
 	advisory  *controller.Advisory
+	events    *events.Log
 	admin     *admin.Server
 	certs     *certStore // nil without tls
 	reloads   *prometheus.CounterVec
@@ -129,6 +131,9 @@ func New(o Options) (_ *Daemon, err error) {
 	if err := d.startObservers(cfg); err != nil {
 		return nil, err
 	}
+	// The events actor outlives the pools, whose backends report to it to the end.
+	d.events = events.New(events.Options{Registry: d.registry, Logger: d.log})
+	d.closers.push("events", d.events.Stop)
 	if d.discoveryMetrics, err = discovery.NewMetrics(d.prom); err != nil {
 		return nil, err
 	}
@@ -141,6 +146,7 @@ func New(o Options) (_ *Daemon, err error) {
 		Token: token, Config: d.owner.effectiveConfig, Checks: d.selftestChecks(),
 		Traffic: d.trafficFigures, Admission: func() any { return d.AdmissionStatus() }, Advisory: d.advisoryReport,
 		Outliers: d.owner.outlierReport, Discovery: d.owner.discoveryStatus, Fleet: d.fleetStatus,
+		Tap: d.proxy.Tap(), Events: d.events,
 	})
 	d.prom.MustRegister(admin.NewCollector(d, d.registry))
 	return d, nil
@@ -189,6 +195,9 @@ func (d *Daemon) AdminAddr() string { return d.servers.adminAddr() }
 // is the last line, written after the access log's last one.
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	var errs []error
+	// The admin API's streams (tap, events follow) run until their client
+	// leaves: end them, or the admin server's shutdown would wait for them.
+	d.admin.EndStreams()
 	if d.servers != nil {
 		errs = append(errs, d.servers.shutdown(ctx, d.proxy, d.log))
 	}

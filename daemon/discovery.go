@@ -153,7 +153,7 @@ func (o *owner) discovered(m discoveredMsg) {
 	plan := routing.Diff(o.cur, next)
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()
-	err := o.carryOut(ctx, plan, next, false)
+	err := o.carryOut(ctx, plan, next, whyDiscovery)
 	o.disc, o.cur = disc, next
 	o.publish()
 	if len(plan.Backends) > 0 {

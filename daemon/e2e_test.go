@@ -79,7 +79,7 @@ func TestRequestIDAndForwardedHeaders(t *testing.T) {
 func TestNoEligibleBackendIs503(t *testing.T) {
 	l := startLBD(t, startBackends(t, synth.Knobs{Name: "a"}, synth.Knobs{Name: "b"}), nil)
 	for _, h := range l.sched().Picker().Backends() {
-		require.NoError(t, h.Drain(context.Background()))
+		require.NoError(t, h.Drain(context.Background(), "test drain"))
 	}
 	resp, _ := l.get(t, "/")
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)

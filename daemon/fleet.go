@@ -98,7 +98,7 @@ func (o *owner) applyFleet(m fleetStateMsg) {
 	plan := routing.Diff(o.cur, next)
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()
-	err := o.carryOut(ctx, plan, next, false)
+	err := o.carryOut(ctx, plan, next, whyFleet(m.rev))
 	o.ov, o.cur = ov, next
 	o.publish()
 	if !plan.Empty() || err != nil {

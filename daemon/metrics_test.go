@@ -73,12 +73,12 @@ func driveTraffic(t *testing.T, l *testLBD) {
 	}
 	ctx := context.Background()
 	for _, h := range l.sched().Picker().Backends() {
-		require.NoError(t, h.Drain(ctx))
+		require.NoError(t, h.Drain(ctx, "test drain"))
 	}
 	resp, _ := l.get(t, "/")
 	require.Equal(t, "no-backend", resp.Header.Get("X-Lbd-Reject"))
 	for _, h := range l.sched().Picker().Backends() {
-		require.NoError(t, h.Undrain(ctx))
+		require.NoError(t, h.Undrain(ctx, "test undrain"))
 	}
 }
 

@@ -88,7 +88,7 @@ func startOwner(d *Daemon, cfg *config.Config) (*owner, error) {
 	o.cur = routing.Effective(cfg, o.ov, o.disc)
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()
-	if err := o.carryOut(ctx, routing.Diff(&routing.Table{}, o.cur), o.cur, true); err != nil {
+	if err := o.carryOut(ctx, routing.Diff(&routing.Table{}, o.cur), o.cur, whyStart); err != nil {
 		return nil, err
 	}
 	o.publish()
@@ -166,7 +166,7 @@ func (o *owner) apply(m applyMsg) {
 	plan := routing.Diff(o.cur, next)
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()
-	err = o.carryOut(ctx, plan, next, false)
+	err = o.carryOut(ctx, plan, next, whyAdmin)
 	o.ov, o.cur = ov, next // what was asked for stays asked for, even if an actor failed to take it
 	o.publish()
 	o.logChange(m.c, plan, err)

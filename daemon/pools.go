@@ -65,20 +65,21 @@ func actorName(name, pool string) string {
 }
 
 // startPool starts a pool's scheduler with its backends, policy and canary,
-// then its loops. initial marks the pools of lbd's start, whose backends
+// then its loops. The pools of lbd's start (whyStart) have backends that
 // start healthy and at full weight.
-func (o *owner) startPool(ctx context.Context, p *routing.Pool, initial bool) (*poolRuntime, error) {
+func (o *owner) startPool(ctx context.Context, p *routing.Pool, w why) (*poolRuntime, error) {
 	d := o.d
+	template := backendactor.Config{OnTransition: d.transitionSink(p.Name)}
 	sched, err := scheduler.New(scheduler.Config{
 		Name: p.Name, Policy: p.Policy, StickyEnabled: p.Sticky.Enabled, StickyKey: p.Sticky.Key,
-		Backend: backendactor.Config{}.WithRules(rulesOf(p.Settings)), Registry: d.registry, Logger: d.log,
+		Backend: template.WithRules(rulesOf(p.Settings)), Registry: d.registry, Logger: d.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: %w", p.Name, err)
 	}
 	rt := &poolRuntime{name: p.Name, sched: sched, settings: p.Settings}
 	for _, b := range p.Backends {
-		if err := o.addBackend(ctx, rt, b, initial); err != nil {
+		if err := o.addBackend(ctx, rt, b, w); err != nil {
 			return nil, errors.Join(err, rt.stopNow(ctx))
 		}
 	}
@@ -95,18 +96,18 @@ func (o *owner) startPool(ctx context.Context, p *routing.Pool, initial bool) (*
 }
 
 // addBackend starts b's actor in the pool (drained if the table says so).
-func (o *owner) addBackend(ctx context.Context, rt *poolRuntime, b routing.Backend, initial bool) error {
+func (o *owner) addBackend(ctx context.Context, rt *poolRuntime, b routing.Backend, w why) error {
 	tc, err := upstreamTLS(b)
 	if err != nil {
 		return fmt.Errorf("pool %s backend %s: %w", rt.name, b.URL, err)
 	}
-	h, err := rt.sched.Add(ctx, scheduler.Spec{URL: b.URL, Weight: b.Weight, MaxInflight: b.MaxInflight,
-		Protocol: b.Protocol, TLS: tc, Initial: initial})
+	h, err := rt.sched.Add(ctx, scheduler.Spec{URL: b.URL, Name: b.Name, Weight: b.Weight, MaxInflight: b.MaxInflight,
+		Protocol: b.Protocol, TLS: tc, Initial: w == whyStart, Cause: w.cause(actAdd, b)})
 	if err != nil {
 		return fmt.Errorf("pool %s: adding backend %s: %w", rt.name, b.URL, err)
 	}
 	if b.Draining {
-		if err := h.Drain(ctx); err != nil {
+		if err := h.Drain(ctx, w.cause(actDrain, b)); err != nil {
 			return fmt.Errorf("pool %s: draining backend %s: %w", rt.name, b.URL, err)
 		}
 	}
@@ -154,12 +155,12 @@ func (rt *poolRuntime) stopLoops(ctx context.Context) error {
 // retire takes a removed pool out of service: its routes are gone
 // already; its backends drain for up to grace, then everything stops. The
 // daemon waits for it at shutdown.
-func (o *owner) retire(rt *poolRuntime, grace time.Duration) {
+func (o *owner) retire(rt *poolRuntime, grace time.Duration, cause string) {
 	o.d.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), grace+stopTimeout)
 		defer cancel()
 		for _, h := range rt.sched.Picker().Backends() {
-			_ = h.Retire(ctx, time.Now().Add(grace))
+			_ = h.Retire(ctx, time.Now().Add(grace), cause)
 		}
 		for _, h := range rt.sched.Picker().Backends() {
 			select {
@@ -177,11 +178,11 @@ func (o *owner) retire(rt *poolRuntime, grace time.Duration) {
 // the kept pools' backends, policies, canaries and settings change, then
 // the new routing table goes live, and last the removed pools drain out.
 // It goes on past a failed step and returns every failure.
-func (o *owner) carryOut(ctx context.Context, plan routing.Plan, next *routing.Table, initial bool) error {
+func (o *owner) carryOut(ctx context.Context, plan routing.Plan, next *routing.Table, w why) error {
 	var errs []error
 	for _, name := range plan.PoolsAdded {
 		p, _ := next.Pool(name)
-		rt, err := o.startPool(ctx, p, initial)
+		rt, err := o.startPool(ctx, p, w)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -194,7 +195,7 @@ func (o *owner) carryOut(ctx context.Context, plan routing.Plan, next *routing.T
 		if !ok || contains(plan.PoolsAdded, s.Pool) {
 			continue // a new pool started with its backends
 		}
-		if err := o.backendStep(ctx, rt, s, grace); err != nil {
+		if err := o.backendStep(ctx, rt, s, grace, w); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -210,23 +211,23 @@ func (o *owner) carryOut(ctx context.Context, plan routing.Plan, next *routing.T
 	for _, name := range plan.PoolsRemoved {
 		if rt, ok := o.pools[name]; ok {
 			delete(o.pools, name)
-			o.retire(rt, grace)
+			o.retire(rt, grace, "config reload: its pool "+name+" is no longer in the file")
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (o *owner) backendStep(ctx context.Context, rt *poolRuntime, s routing.BackendStep, grace time.Duration) error {
+func (o *owner) backendStep(ctx context.Context, rt *poolRuntime, s routing.BackendStep, grace time.Duration, w why) error {
 	switch s.Action {
 	case routing.Added:
-		return o.addBackend(ctx, rt, s.New, false)
+		return o.addBackend(ctx, rt, s.New, w)
 	case routing.Removed:
-		return removeBackend(ctx, rt, s.URL, grace)
+		return removeBackend(ctx, rt, s.URL, grace, w.cause(actRemove, s.Old))
 	case routing.Replaced:
-		if err := removeBackend(ctx, rt, s.URL, grace); err != nil {
+		if err := removeBackend(ctx, rt, s.URL, grace, w.cause(actReplace, s.Old)); err != nil {
 			return err
 		}
-		return o.addBackend(ctx, rt, s.New, false)
+		return o.addBackend(ctx, rt, s.New, w)
 	}
 	h := rt.sched.Lookup(s.URL)
 	if h == nil {
@@ -239,11 +240,14 @@ func (o *owner) backendStep(ctx context.Context, rt *poolRuntime, s routing.Back
 	if s.Old.MaxInflight != s.New.MaxInflight {
 		errs = append(errs, h.SetCap(ctx, s.New.MaxInflight))
 	}
+	if s.Old.Name != s.New.Name {
+		errs = append(errs, h.SetName(ctx, s.New.Name))
+	}
 	switch {
 	case !s.Old.Draining && s.New.Draining:
-		errs = append(errs, h.Drain(ctx))
+		errs = append(errs, h.Drain(ctx, w.cause(actDrain, s.New)))
 	case s.Old.Draining && !s.New.Draining:
-		errs = append(errs, h.Undrain(ctx))
+		errs = append(errs, h.Undrain(ctx, w.cause(actUndrain, s.New)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("pool %s backend %s: %w", rt.name, s.URL, err)
@@ -251,8 +255,8 @@ func (o *owner) backendStep(ctx context.Context, rt *poolRuntime, s routing.Back
 	return nil
 }
 
-func removeBackend(ctx context.Context, rt *poolRuntime, url string, grace time.Duration) error {
-	if err := rt.sched.Remove(ctx, url, grace); err != nil && !errors.Is(err, scheduler.ErrNotFound) {
+func removeBackend(ctx context.Context, rt *poolRuntime, url string, grace time.Duration, cause string) error {
+	if err := rt.sched.Remove(ctx, url, grace, cause); err != nil && !errors.Is(err, scheduler.ErrNotFound) {
 		return fmt.Errorf("pool %s: removing backend %s: %w", rt.name, url, err)
 	}
 	return nil

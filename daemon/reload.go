@@ -64,7 +64,7 @@ func (o *owner) doReload(next *config.Config, dryRun bool) (*ReloadPlan, error) 
 	lerr := live.commit()
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()
-	err = errors.Join(lerr, o.carryOut(ctx, plan.Routing, table, false))
+	err = errors.Join(lerr, o.carryOut(ctx, plan.Routing, table, whyReload))
 	o.file, o.ov, o.disc, o.cur = next, ov, disc, table
 	err = errors.Join(err, o.syncSources(ctx, next))
 	o.publish()

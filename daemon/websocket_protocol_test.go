@@ -139,12 +139,12 @@ func TestWebSocketEchoesBothWaysAndKeepsCloseCodes(t *testing.T) {
 func TestWebSocketOnADrainedBackendRunsOutItsLimit(t *testing.T) {
 	a, b := startWSBackend(t, "a"), startWSBackend(t, "b")
 	l := startWSLBD(t, time.Second, a, b)
-	require.NoError(t, l.sched().Lookup(b.srv.URL).Drain(callCtx(t)))
+	require.NoError(t, l.sched().Lookup(b.srv.URL).Drain(callCtx(t), "test drain"))
 	ha := l.sched().Lookup(a.srv.URL)
 
 	c, name := wsDial(t, l)
 	require.Equal(t, "a", name)
-	require.NoError(t, ha.Drain(callCtx(t)))
+	require.NoError(t, ha.Drain(callCtx(t), "test drain"))
 
 	wsEcho(t, c, websocket.MessageText, "still here after the drain")
 	resp, _ := l.get(t, "/ws", "Connection", "Upgrade", "Upgrade", "websocket")

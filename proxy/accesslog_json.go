@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // accessLine is one access-log line's fields, in the order they are
@@ -61,57 +59,6 @@ func (l *accessLine) appendJSON(b []byte, now time.Time) []byte {
 	return append(b, "}\n"...)
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString quotes s as slog does: `"` and `\` escaped, \n \r \t by
-// name and other controls as \u00XX, invalid UTF-8 as \ufffd, U+2028 and
-// U+2029 escaped (they break JSONP), everything else, HTML included, as is.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
 // appendMillis writes float64(us)/1e3 as appendJSONFloat would, without
 // the float: below 10^12 µs (31 years) the shortest decimal of that float
 // is the exact decimal of us/1000, so it is the integer part and up to
@@ -132,22 +79,4 @@ func appendMillis(b []byte, us int64) []byte {
 	}
 	b = append(b, '.')
 	return append(b, digits[:n]...)
-}
-
-// appendJSONFloat formats f as encoding/json does (which slog calls for
-// floats): the shortest 'f' form, or 'e' with a trimmed exponent for very
-// small or very large magnitudes. Latencies are never NaN or infinite.
-func appendJSONFloat(b []byte, f float64) []byte {
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' { // e-09 -> e-9
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
 }

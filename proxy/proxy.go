@@ -88,6 +88,7 @@ type Handler struct {
 	rp      *httputil.ReverseProxy
 	tr      *retryTransport
 	ups     *upgrades
+	tap     *Tap
 	metrics *metrics
 	log     *slog.Logger
 
@@ -102,7 +103,7 @@ func New(o Options) *Handler {
 	if o.ClientIP == nil {
 		o.ClientIP = PeerIP
 	}
-	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), ups: newUpgrades(o.Upgrades)}
+	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), ups: newUpgrades(o.Upgrades), tap: newTap(o.Registerer)}
 	h.tr = &retryTransport{h: h}
 	h.tr.ups.Store(newUpstreams(o.Transport, h.metrics))
 	h.live.Store(&Live{MaxBodyBytes: o.MaxBodyBytes, AccessLog: o.AccessLog})
@@ -138,8 +139,14 @@ func (h *Handler) SetTransport(o TransportOptions) {
 	old.closeIdle()
 }
 
-// Close releases idle upstream connections.
-func (h *Handler) Close() { h.tr.ups.Load().closeIdle() }
+// Close releases idle upstream connections and ends the tap's streams.
+func (h *Handler) Close() {
+	h.tr.ups.Load().closeIdle()
+	h.tap.Close()
+}
+
+// Tap returns the live tap of the handler's routing decisions.
+func (h *Handler) Tap() *Tap { return h.tap }
 
 // DrainUpgrades is the data plane's part of a shutdown for connections that
 // http.Server.Shutdown does not see: it refuses new protocol upgrades, lets
@@ -157,6 +164,9 @@ func stateOf(ctx context.Context) *reqState {
 // ServeHTTP proxies one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{ResponseWriter: w, start: time.Now(), status: http.StatusOK, live: h.live.Load()}
+	if h.tap.hub.Listening() { // the tap's whole cost when no one listens
+		st.tap = newTapRecord()
+	}
 	st.id = r.Header.Get("X-Request-Id")
 	if st.id == "" || len(st.id) > 128 {
 		st.id = xid.New().String()
@@ -223,6 +233,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) finish(st *reqState, r *http.Request) {
 	d := time.Since(st.start)
 	h.metrics.observe(st, d)
+	if st.tap != nil {
+		h.tap.finish(st, r, d)
+	}
 	al := st.live.AccessLog
 	policy := ""
 	if al != nil || st.span != nil && st.span.IsRecording() {

@@ -44,6 +44,7 @@ type reqState struct {
 	continue100     bool            // the client waits for "100 Continue" before its body
 	hdr             [hdrSlots]string
 	upHeader        http.Header // the response's header as the transport made it (moveHeader)
+	tap             *tapRecord  // set while someone listens to the tap (tap.go)
 }
 
 // Slots in reqState.hdr for the header values lbd sets on every request.

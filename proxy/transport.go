@@ -71,7 +71,7 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 // attempt picks one backend and forwards once. retry says whether the
 // failure left the request safe to send elsewhere.
 func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Response, bool, error) {
-	h, err := st.pool.picker().Pick(out, st.client, st.tried())
+	h, err := st.pick(out)
 	if err != nil {
 		return nil, false, err
 	}
@@ -107,6 +107,7 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 	resp, err := up.rt.RoundTrip(req)
 	lat := time.Since(start)
 	st.upstream = lat
+	st.tapTry(h, resp, err, lat)
 	if err != nil {
 		cancel()
 		attemptFailed(span, err)

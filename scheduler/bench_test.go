@@ -45,6 +45,22 @@ func BenchmarkPick(b *testing.B) {
 		pickParallel(b, s, r)
 	})
 	b.Run("snapshot/p2c-ewma/50-backends", func(b *testing.B) { pickParallel(b, benchSched(b, P2CEWMA, 50), r) })
+	// explain: the pick a tap listener asks for (PickExplain), for what
+	// listening costs; Pick itself must not change.
+	b.Run("explain/p2c-ewma", func(b *testing.B) {
+		s := benchSched(b, P2CEWMA, 3)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			var ex Explanation
+			for pb.Next() {
+				h, err := s.Picker().PickExplain(r, "192.0.2.1", nil, &ex)
+				if err != nil {
+					b.Fatal(err)
+				}
+				h.Release(time.Millisecond, backendactor.Success)
+			}
+		})
+	})
 	b.Run("ask/p2c-ewma", func(b *testing.B) {
 		s := benchSched(b, P2CEWMA, 3)
 		owner := actor.Spawn(nil, &pickOwner{s: s, r: r}, actor.Options{Name: "bench-picker", Mailbox: 1024, Logger: quiet})

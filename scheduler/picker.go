@@ -68,8 +68,14 @@ func (p *Picker) Backends() []*backendactor.Handle { return p.all }
 // backend whose handle refuses the slot (cap reached, probe quota used) is
 // skipped too and the choice made again.
 func (p *Picker) Pick(r *http.Request, client string, tried []*backendactor.Handle) (*backendactor.Handle, error) {
+	return p.pick(r, client, tried, nil)
+}
+
+// pick is Pick, telling ex (when not nil: PickExplain) how it went.
+func (p *Picker) pick(r *http.Request, client string, tried []*backendactor.Handle, ex *Explanation) (*backendactor.Handle, error) {
 	if p.canary != nil && p.canaryPct > 0 && !contains(tried, p.canary) &&
 		float64(p.rnd.Uint64()>>11)/(1<<53)*100 < p.canaryPct && p.canary.Acquire() {
+		ex.by(ByCanary)
 		return p.canary, nil
 	}
 	var buf [8]*backendactor.Handle
@@ -78,8 +84,10 @@ func (p *Picker) Pick(r *http.Request, client string, tried []*backendactor.Hand
 		if key, ok := p.sticky.key(r, client); ok {
 			if h := p.rendezvous(key, skip); h != nil {
 				if h.Acquire() {
+					ex.by(BySticky)
 					return h, nil
 				}
+				ex.refuse(h)
 				skip = append(skip, h)
 			}
 		}
@@ -94,14 +102,16 @@ func (p *Picker) Pick(r *http.Request, client string, tried []*backendactor.Hand
 		case kindLC:
 			h = p.pickLC(skip)
 		default:
-			h = p.pickP2C(skip)
+			h = p.pickP2C(skip, ex)
 		}
 		if h == nil {
 			break
 		}
 		if h.Acquire() {
+			ex.by(ByPolicy)
 			return h, nil
 		}
+		ex.refuse(h)
 		skip = append(skip, h)
 	}
 	return nil, ErrNoBackend

@@ -67,7 +67,7 @@ func (p *Picker) pickLC(skip []*backendactor.Handle) *backendactor.Handle {
 // costs O(1) while most are usable; only when that fails does it list the
 // usable ones and draw among them, so a mostly-down set is still sampled
 // uniformly.
-func (p *Picker) pickP2C(skip []*backendactor.Handle) *backendactor.Handle {
+func (p *Picker) pickP2C(skip []*backendactor.Handle, ex *Explanation) *backendactor.Handle {
 	n := uint64(len(p.backends))
 	if n >= 4 {
 		for range 4 {
@@ -83,6 +83,7 @@ func (p *Picker) pickP2C(skip []*backendactor.Handle) *backendactor.Handle {
 			if _, ok := usable(b, skip); !ok {
 				continue
 			}
+			ex.sample(a, b)
 			return cheaper(a, b)
 		}
 	}
@@ -104,6 +105,7 @@ func (p *Picker) pickP2C(skip []*backendactor.Handle) *backendactor.Handle {
 	i := r % m
 	// The second choice is uniform over the other m-1 backends.
 	j := (i + 1 + (r>>32)%(m-1)) % m
+	ex.sample(p.backends[idx[i]], p.backends[idx[j]])
 	return cheaper(p.backends[idx[i]], p.backends[idx[j]])
 }
 

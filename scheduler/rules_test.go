@@ -76,7 +76,7 @@ func TestSetRulesSkipsARemovedBackend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s, hs := newSched(t, RR, 1, 1)
 		ctx := context.Background()
-		require.NoError(t, s.Remove(ctx, url(0), time.Minute))
+		require.NoError(t, s.Remove(ctx, url(0), time.Minute, "test remove"))
 		<-hs[0].Done()
 		r, err := s.Rules(ctx)
 		require.NoError(t, err)
@@ -185,6 +185,6 @@ func TestTwoPoolsShareAURL(t *testing.T) {
 	}
 	require.NotSame(t, hs[0], hs[1], "one actor per pool")
 	require.Equal(t, 4, reg.Len())
-	require.NoError(t, hs[1].Drain(ctx))
+	require.NoError(t, hs[1].Drain(ctx, "test drain"))
 	require.True(t, hs[0].Snapshot().Eligible, "a drain in one pool leaves the other's backend alone")
 }

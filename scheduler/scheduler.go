@@ -34,6 +34,7 @@ var (
 // Spec describes a backend to add.
 type Spec struct {
 	URL         string
+	Name        string // optional, shown next to the URL (backendactor.Config.Label)
 	Weight      int
 	MaxInflight int
 	Protocol    string      // http1 (default), h2c or h2
@@ -43,6 +44,9 @@ type Spec struct {
 	// StartUnhealthy (lbd would otherwise refuse all traffic at start until
 	// the first probes came back).
 	Initial bool
+	// Cause says why the backend joins ("in the config file", "admin
+	// add"): the cause of its first transition.
+	Cause string
 }
 
 // DefaultPool is the pool of the config's top-level backends and policy.
@@ -158,7 +162,8 @@ func (s *Scheduler) Add(ctx context.Context, spec Spec) (*backendactor.Handle, e
 
 // Remove takes the backend out of rotation at once, then lets its actor
 // drain: it stops when its last in-flight request ends or grace passes.
-func (s *Scheduler) Remove(ctx context.Context, url string, grace time.Duration) error {
+// cause says why it leaves, for its last transition.
+func (s *Scheduler) Remove(ctx context.Context, url string, grace time.Duration, cause string) error {
 	r, err := ask(ctx, s, func(c chan<- result) any { return removeBackend{url, c} })
 	if err == nil {
 		err = r.err
@@ -166,7 +171,7 @@ func (s *Scheduler) Remove(ctx context.Context, url string, grace time.Duration)
 	if err != nil {
 		return err
 	}
-	return r.h.Retire(ctx, time.Now().Add(grace))
+	return r.h.Retire(ctx, time.Now().Add(grace), cause)
 }
 
 // SetPolicy switches the policy and sticky settings.
@@ -326,6 +331,7 @@ func (s *state) add(spec Spec) result {
 	c.URL, c.Weight, c.MaxInflight, c.SkipWarmup = spec.URL, max(spec.Weight, 1), spec.MaxInflight, spec.Initial
 	c.Name = s.backendName(spec.URL)
 	c.Protocol, c.TLS = spec.Protocol, spec.TLS
+	c.Label, c.JoinCause = spec.Name, spec.Cause
 	c.StartUnhealthy = c.StartUnhealthy && !spec.Initial
 	c.Logger = s.cfg.Logger
 	ref := s.pub.ref

@@ -71,7 +71,7 @@ func TestRoundRobinExactRotation(t *testing.T) {
 	s, hs := newSched(t, RR, 1, 1, 1)
 	require.Equal(t, []int{0, 1, 2, 0, 1, 2, 0, 1, 2}, pickSeq(t, s, hs, 9))
 
-	require.NoError(t, hs[1].Drain(context.Background()))
+	require.NoError(t, hs[1].Drain(context.Background(), "test drain"))
 	require.Equal(t, []int{0, 2, 0, 2}, pickSeq(t, s, hs, 4), "a drained backend is skipped")
 }
 
@@ -208,7 +208,7 @@ func TestStickyIPAndCookie(t *testing.T) {
 		require.Same(t, first, h)
 		h.Release(0, backendactor.Success)
 	}
-	require.NoError(t, first.Drain(context.Background()))
+	require.NoError(t, first.Drain(context.Background(), "test drain"))
 	h, err := s.Picker().Pick(req, "192.0.2.7", nil)
 	require.NoError(t, err)
 	require.NotSame(t, first, h, "an ineligible sticky backend gives way")
@@ -268,7 +268,7 @@ func TestAdminErrors(t *testing.T) {
 	ctx := context.Background()
 	_, err := s.Add(ctx, Spec{URL: url(0)})
 	require.ErrorIs(t, err, ErrExists)
-	require.ErrorIs(t, s.Remove(ctx, url(7), time.Second), ErrNotFound)
+	require.ErrorIs(t, s.Remove(ctx, url(7), time.Second, "test remove"), ErrNotFound)
 	require.ErrorIs(t, s.SetPolicy(ctx, "random", false, ""), ErrInvalid)
 	require.ErrorIs(t, s.SetPolicy(ctx, RR, true, "query:x"), ErrInvalid)
 	require.ErrorIs(t, s.SetCanary(ctx, url(7), 5), ErrNotFound)
@@ -281,7 +281,7 @@ func TestAdminErrors(t *testing.T) {
 
 func TestRemoveRetiresTheActor(t *testing.T) {
 	s, hs := newSched(t, RR, 1, 1)
-	require.NoError(t, s.Remove(context.Background(), url(0), time.Minute))
+	require.NoError(t, s.Remove(context.Background(), url(0), time.Minute, "test remove"))
 	<-hs[0].Done()
 	require.Nil(t, s.Lookup(url(0)))
 	require.Len(t, s.Picker().Backends(), 1)

@@ -17,7 +17,7 @@ func TestHelpExitsZeroWithGroupedUsage(t *testing.T) {
 		var out, errb bytes.Buffer
 		require.Equal(t, 0, run(args, &out, &errb), "%v", args)
 		require.Empty(t, errb.String(), "%v: help goes to standard output", args)
-		for _, want := range []string{"Usage:", "\nRun:\n", "\nCheck and inspect:\n", "\nSignals:\n", "SIGUSR1", "NOTIFY_SOCKET", "-pidfile FILE"} {
+		for _, want := range []string{"Usage:", "\nRun:\n", "\nCheck and inspect:\n", "\nSignals:\n", "SIGUSR1", "NOTIFY_SOCKET", "-pidfile FILE", "lbd ctl [-admin ADDR]"} {
 			require.Contains(t, out.String(), want, "%v", args)
 		}
 	}

@@ -6,10 +6,12 @@
 //	lbd -version                                      print version information
 //	lbd -healthcheck URL                              GET URL, exit 0 on 200 (container HEALTHCHECK)
 //	lbd -h                                            the usage, grouped
+//	lbd ctl [-admin ADDR] [-o table|json] COMMAND     the admin API's command-line client
 //
 // This is the entry point only: flags, environment, signals (lifecycle.go:
 // SIGHUP, SIGUSR1, SIGTERM, and systemd's sd_notify), the pid file, and
-// the -check and -demo modes. The daemon itself is package daemon.
+// the -check and -demo modes. The daemon itself is package daemon, the
+// client package ctl.
 package main
 
 import (
@@ -28,6 +30,7 @@ import (
 	"time"
 
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/ctl"
 	"github.com/lbd/lbd/daemon"
 	"github.com/lbd/lbd/internal/sdnotify"
 )
@@ -62,7 +65,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (flags, error) {
 		usage(stdout, fs)
 		return f, errHelp
 	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "lbd: unknown command or stray argument %q: lbd takes flags only (lbd -h lists them)\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "lbd: unknown command or stray argument %q: lbd takes flags, or ctl and its command (lbd -h lists them)\n", fs.Arg(0))
 		return f, errors.New("stray arguments")
 	}
 	return f, nil
@@ -85,6 +88,9 @@ func flagSet(f *flags, stderr io.Writer) *flag.FlagSet {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "ctl" {
+		return ctl.Main(args[1:], stdout, stderr, ctl.Env{})
+	}
 	f, err := parseFlags(args, stdout, stderr)
 	switch {
 	case errors.Is(err, errHelp):

@@ -69,3 +69,17 @@ func TestConfigPrecedence(t *testing.T) {
 	_, err = loadConfig(flags{config: path})
 	require.ErrorContains(t, err, "not-a-port")
 }
+
+// `lbd ctl` is the admin client: its own usage, its own errors, exit 1
+// when the admin API cannot be reached.
+func TestCtlSubcommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	require.Equal(t, 2, run([]string{"ctl", "frobnicate"}, &out, &errb))
+	require.Contains(t, errb.String(), `lbd ctl: unknown command "frobnicate"`)
+	out.Reset()
+	require.Equal(t, 0, run([]string{"ctl", "-h"}, &out, &errb))
+	require.Contains(t, out.String(), "backends [-pool P]")
+	errb.Reset()
+	require.Equal(t, 1, run([]string{"ctl", "-admin", "127.0.0.1:1", "pools"}, &out, &errb), "nothing listens there")
+	require.Contains(t, errb.String(), "connection refused")
+}

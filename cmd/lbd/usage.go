@@ -26,6 +26,7 @@ Usage:
   lbd -check -config FILE
   lbd -healthcheck URL
   lbd -version | -h
+  lbd ctl [-admin ADDR] [-o table|json] COMMAND   the admin API's client (lbd ctl -h lists its commands)
 `
 
 const usageTail = `
