@@ -13,10 +13,12 @@ import (
 //
 //	{"time":"…","level":"INFO","msg":"request","req_id":"…","method":"GET","host":"…",
 //	 "path":"/…","status":200,"latency_ms":1.234,"upstream_ms":1.1,"backend":"http://…",
-//	 "policy":"p2c-ewma","attempts":1,"client":"…","bytes":512,"reject":"","trace_id":"…"}
+//	 "policy":"p2c-ewma","attempts":1,"retries":0,"client":"…","bytes":512,"reject":"","trace_id":"…"}
 //
 // latency_ms runs from arrival to the end of the response; upstream_ms to the
-// chosen backend's response headers. reject is the X-Lbd-Reject reason when
+// response headers of the backend whose answer the client got (backend).
+// attempts counts the backends tried, retries those tried after the first
+// (attempts - 1): a 503 with retries 1 is the last of two backends' answers. reject is the X-Lbd-Reject reason when
 // lbd answered itself; trace_id comes from a W3C traceparent header.
 //
 // Lines go through a LineWriter, so the request path copies bytes into memory
@@ -69,6 +71,7 @@ func (a *AccessLog) Log(r *http.Request, st *reqState, d time.Duration, policy s
 		slog.String("backend", backend),
 		slog.String("policy", policy),
 		slog.Int("attempts", st.attempts),
+		slog.Int("retries", max(st.attempts-1, 0)),
 		slog.String("client", st.client),
 		slog.Int64("bytes", st.bytes),
 		slog.String("reject", st.rejected),

@@ -22,7 +22,7 @@ import (
 // accessLogFields are the keys every access-log line carries (issue 6).
 var accessLogFields = []string{
 	"time", "req_id", "method", "host", "path", "status", "latency_ms", "upstream_ms",
-	"backend", "policy", "attempts", "client", "bytes", "reject", "trace_id",
+	"backend", "policy", "attempts", "retries", "client", "bytes", "reject", "trace_id",
 }
 
 func parseLines(t *testing.T, b []byte) []map[string]any {
@@ -62,13 +62,14 @@ func TestAccessLogLineHasEveryField(t *testing.T) {
 	want := map[string]any{
 		"req_id": "req-1", "method": "GET", "host": "shop.example", "path": "/cart", "status": 201.0,
 		"latency_ms": 2.25, "upstream_ms": 1.5, "backend": "http://127.0.0.1:8081", "policy": "p2c-ewma",
-		"attempts": 2.0, "client": "203.0.113.9", "bytes": 42.0, "reject": "",
+		"attempts": 2.0, "retries": 1.0, "client": "203.0.113.9", "bytes": 42.0, "reject": "",
 		"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
 	}
 	for k, v := range want {
 		require.Equal(t, v, lines[0][k], k)
 	}
 	require.Equal(t, "overload", lines[1]["reject"])
+	require.Equal(t, 0.0, lines[1]["retries"], "no backend tried: no retry")
 	require.Equal(t, "", lines[1]["backend"])
 	require.Equal(t, "", lines[1]["trace_id"])
 }

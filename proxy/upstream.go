@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -129,7 +130,7 @@ func (u *upstreams) transport(protocol, backendURL string) http.RoundTripper {
 func (u *upstreams) newTransport(ownTLS bool, o UpstreamTLS) *http.Transport {
 	t := &http.Transport{
 		Proxy:                 nil, // never route backend traffic through an environment proxy
-		DialContext:           (&net.Dialer{Timeout: u.opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           countingDialer(&net.Dialer{Timeout: u.opts.DialTimeout, KeepAlive: 30 * time.Second}),
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   u.opts.MaxIdleConnsPerHost,
 		IdleConnTimeout:       u.opts.IdleConnTimeout,
@@ -142,6 +143,18 @@ func (u *upstreams) newTransport(ownTLS bool, o UpstreamTLS) *http.Transport {
 		t.TLSClientConfig = &tls.Config{ServerName: o.ServerName, RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}
 	}
 	return t
+}
+
+// countingDialer wraps every upstream connection in a countingConn, so that
+// a failed request can tell whether any byte of it was written (sendTrace).
+func countingDialer(d *net.Dialer) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c}, nil
+	}
 }
 
 // multiplexed is the round tripper of an HTTP/2 backend (h2c or h2). Each
