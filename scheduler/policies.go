@@ -116,7 +116,12 @@ func (p *Picker) pickP2C(skip []*backendactor.Handle) *backendactor.Handle {
 }
 
 func cheaper(a, b *backendactor.Handle, now *lazyNow) *backendactor.Handle {
-	if p2cCost(b, now) < p2cCost(a, now) {
+	sa, sb := a.Snapshot(), b.Snapshot()
+	la, lb := sa.EWMA, sb.EWMA
+	if sa.Aging || sb.Aging { // out of line: over fresh estimates this stays a few loads
+		la, lb = agingLatency(a, sa, now), agingLatency(b, sb, now)
+	}
+	if p2cCost(lb, b, sb) < p2cCost(la, a, sa) {
 		return b
 	}
 	return a
@@ -125,13 +130,17 @@ func cheaper(a, b *backendactor.Handle, now *lazyNow) *backendactor.Handle {
 // p2cCost is the expected wait per unit of weight: a backend of weight 2
 // is as cheap as one of weight 1 with half its latency or half its load, so
 // over many picks shares follow weights when latencies are equal.
-func p2cCost(h *backendactor.Handle, now *lazyNow) float64 {
-	s := h.Snapshot()
-	lat := s.EWMA
-	if s.Aging {
-		lat = h.Latency(now.get())
-	}
+func p2cCost(lat time.Duration, h *backendactor.Handle, s *backendactor.Snapshot) float64 {
 	return (float64(lat) + 1e3) * float64(h.Inflight()+1) / s.EffectiveWeight()
+}
+
+// agingLatency is a candidate's latency as of the pick, read with the
+// picker's clock when the estimate ages.
+func agingLatency(h *backendactor.Handle, s *backendactor.Snapshot, now *lazyNow) time.Duration {
+	if !s.Aging {
+		return s.EWMA
+	}
+	return h.Latency(now.get())
 }
 
 // lazyNow reads the picker's clock at most once per pick, and only when a
