@@ -96,6 +96,7 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 			if held != nil && !clientGone(out) {
 				return held.answer(st), nil
 			}
+			held.discard()
 			if errors.Is(err, scheduler.ErrNoBackend) && lastErr != nil {
 				err = lastErr // no backend left to try: the failure that sent us looking is the answer
 			}
