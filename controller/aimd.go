@@ -66,9 +66,12 @@ func (w Window) inPlay(limit float64) bool {
 // flight = rate x latency, and the rate did not change); an arrival rate
 // above what the backends complete raises it every interval.
 func rising(p0, p1, p2, floor int) bool {
-	step := func(a, b int) bool { return b-a >= max(floor, a/10) && b > a }
-	return step(p0, p1) && step(p1, p2)
+	return grew(p0, p1, floor) && grew(p1, p2, floor)
 }
+
+// grew reports whether the peak in flight climbed from a to b by at least
+// max(floor, 10% of a): one step of rising.
+func grew(a, b, floor int) bool { return b-a >= max(floor, a/10) && b > a }
 
 // AIMD is additive-increase/multiplicative-decrease on the latency of
 // completed requests (the law is written out in the package doc):

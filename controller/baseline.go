@@ -31,7 +31,8 @@ const (
 
 // Baseline is the backends' own latency, as the limiter learns it: the
 // configured percentile of intervals in which lbd queued nothing in front of
-// them, that is, intervals in which the limit was out of play (Window.inPlay).
+// them, that is, steady intervals with the limit out of play
+// (Window.inPlay, and the peak in flight not climbing).
 // It plays the part of Envoy's minRTT and of Gradient2's long-window RTT,
 // without either's blind spot:
 //
@@ -62,10 +63,11 @@ func (b Baseline) Target(mode string, target time.Duration, tolerance float64) t
 	return max(target, time.Duration(tolerance*float64(b.Value)))
 }
 
-// Next learns from one interval: inPlay says whether the limit was in play,
+// Next learns from one interval: busy says whether the interval may hold a
+// queue lbd admitted (the limit in play, or the peak in flight climbing),
 // atFloorOver whether the limit was at min_limit with the latency over the
 // effective target, and interval is the control interval.
-func (b Baseline) Next(w Window, inPlay, atFloorOver bool, interval time.Duration) Baseline {
+func (b Baseline) Next(w Window, busy, atFloorOver bool, interval time.Duration) Baseline {
 	if w.Samples < baselineMinSamples || w.Latency <= 0 {
 		return b
 	}
@@ -74,12 +76,12 @@ func (b Baseline) Next(w Window, inPlay, atFloorOver bool, interval time.Duratio
 	case atFloorOver:
 		b.Value = l
 	case b.Value == 0:
-		if !inPlay {
+		if !busy {
 			b.Value = l
 		}
 	case l < b.Value:
 		b.Value = l
-	case !inPlay:
+	case !busy:
 		a := 1 - math.Exp(-float64(interval)/float64(baselineWindow))
 		b.Value += time.Duration(a * float64(l-b.Value))
 	}

@@ -51,15 +51,16 @@
 //     intervals, 2.5 s), instead of +a per interval only while reached,
 //     which at light load is never.
 //   - In relative mode T is judged against B, the backends' own latency (see
-//     Baseline): the percentile of intervals in which the limit was out of
-//     play, falling at once to a lower value and rising towards a higher one
-//     with a 30 s time constant. Backends that always take 120 ms have B ≈
+//     Baseline): the percentile of steady intervals (the peak in flight not
+//     climbing) in which the limit was out of play, falling at once to a
+//     lower value and rising towards a higher one with a 30 s time constant. Backends that always take 120 ms have B ≈
 //     120 ms and T = 240 ms: they are not throttled for being slow.
 //     target_latency stays a floor of T, so fast backends are judged as in
 //     absolute mode (a 1 ms baseline must not make 2.5 ms an overload). B
-//     never learns from intervals with the limit in play, so an overload
-//     cannot teach it that overloaded is normal (Gradient2's drift); when
-//     the limit is at lo and still over T, the latency there is taken as B.
+//     never learns from intervals with the limit in play, nor from the
+//     first interval of an overload (its peak climbs), so an overload cannot
+//     teach it that overloaded is normal (Gradient2's drift); when the limit
+//     is at lo and still over T, the latency there is taken as B.
 //
 // Starting at hi (the default) refuses nothing at start; aimd.slow_start
 // starts at lo and doubles while reached (SlowStart).

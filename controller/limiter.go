@@ -199,12 +199,13 @@ func (s *limiterState) Tick(now time.Time) {
 		PrevFailureRate: s.prevFail,
 	}
 	w.Rising = rising(s.peaks[0], s.peaks[1], w.Peak, s.cfg.MinLimit)
+	steady := !grew(s.peaks[1], w.Peak, s.cfg.MinLimit)
 	s.peaks = [2]int{s.peaks[1], w.Peak}
 	if w.Samples > 0 {
 		s.prevFail = w.FailureRate()
 		s.lastLat = lat
 	}
-	target := s.learn(w)
+	target := s.learn(w, steady)
 	prev := s.limit
 	lo, hi := float64(s.cfg.MinLimit), float64(s.cfg.MaxLimit)
 	var next float64
@@ -233,14 +234,18 @@ func (s *limiterState) Tick(now time.Time) {
 // learn updates the baseline from the interval (relative mode) and returns
 // the effective target to judge it by. The interval is judged by the
 // baseline as it stood before it, so that an interval cannot excuse itself.
-func (s *limiterState) learn(w Window) time.Duration {
+// Only a steady interval out of play teaches the baseline: one in which the
+// peak in flight climbed may be the first interval of an overload, whose
+// latency already holds the queue building up (the limit only comes into
+// play an interval later).
+func (s *limiterState) learn(w Window, steady bool) time.Duration {
 	s.inPlay = w.inPlay(s.limit)
 	if s.cfg.TargetMode == TargetAbsolute {
 		return s.cfg.Target
 	}
 	before := s.baseline.Target(s.cfg.TargetMode, s.cfg.Target, s.cfg.Tolerance)
 	atFloorOver := s.inPlay && s.limit <= float64(s.cfg.MinLimit) && w.Latency > before
-	s.baseline = s.baseline.Next(w, s.inPlay, atFloorOver, s.cfg.Interval)
+	s.baseline = s.baseline.Next(w, s.inPlay || !steady, atFloorOver, s.cfg.Interval)
 	if atFloorOver {
 		return s.baseline.Target(s.cfg.TargetMode, s.cfg.Target, s.cfg.Tolerance)
 	}

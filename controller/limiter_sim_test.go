@@ -224,3 +224,27 @@ func TestBaselineResetsAtTheFloor(t *testing.T) {
 		require.Less(t, last, first/10, "and shedding has all but stopped")
 	})
 }
+
+// TestOverloadDoesNotTeachTheBaseline: an overload from a cold start (1,800/s
+// on 600/s) must not become the baseline, or relative mode would tolerate
+// its queue. Starting late in an interval, its first interval is out of
+// play (the peak has not reached half the limit yet) but the peak climbs in
+// it; every later one is in play. The target stays target_latency, as in absolute mode.
+func TestOverloadDoesNotTeachTheBaseline(t *testing.T) {
+	for _, algo := range []string{"aimd", "gradient2"} {
+		t.Run(algo, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := newLoadSim(t, defaultLimiter(algo, TargetRelative),
+					func(int, time.Duration) time.Duration { return 20 * time.Millisecond })
+				s.workers = make(chan struct{}, 12)
+				time.Sleep(350 * time.Millisecond) // the overload starts late in the first interval
+				s.run(1800, 10*time.Second)
+				st := s.l.Status()
+				t.Logf("%s: limit %d, latency %.0f ms, baseline %.0f ms", algo, st.Limit, st.LatencyMS, st.BaselineMS)
+				require.Zero(t, st.BaselineMS, "nothing learned from an overload")
+				require.Equal(t, 100.0, st.EffectiveTargetMS)
+				require.Less(t, st.Limit, int64(100), "the limit binds near where latency meets the target")
+			})
+		})
+	}
+}
