@@ -22,6 +22,22 @@ type Window struct {
 	// the one before (see rising): requests are piling up faster than they
 	// complete, which is how an overload starts before it reaches the limit.
 	Rising bool
+	// PrevInPlay says the limit was in play in the previous interval. An
+	// interval in which nothing at all happened right after one with the
+	// limit in play is more likely a stall of lbd itself (the process
+	// descheduled, the tick late) than demand gone away, and must not make
+	// an overloaded limit grow back.
+	PrevInPlay bool
+}
+
+// empty reports an interval in which nothing was admitted, refused or
+// completed.
+func (w Window) empty() bool { return w.Samples == 0 && w.Peak == 0 && w.Rejected == 0 }
+
+// unused says the limit may grow back: out of play, and not an empty
+// interval right after one with the limit in play.
+func (w Window) unused(limit float64) bool {
+	return !w.inPlay(limit) && !(w.empty() && w.PrevInPlay)
 }
 
 // FailureRate is Failures over Samples, 0 without samples.
@@ -115,7 +131,7 @@ func (a AIMD) Next(limit float64, w Window) float64 {
 		// Slow and idle: the limit is not what keeps latency up.
 	case w.Samples > 0 && w.limitReached(limit):
 		limit += a.Increase
-	case !w.inPlay(limit):
+	case w.unused(limit):
 		limit = regrow(limit, a.Increase)
 	}
 	return clamp(limit, a.Min, a.Max)

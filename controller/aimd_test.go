@@ -30,6 +30,7 @@ func TestAIMDNext(t *testing.T) {
 		{"out of play under target: double", 40, Window{Samples: 100, Latency: 50 * ms, Peak: 12}, 80},
 		{"reached without samples (all stuck): keep", 40, Window{Peak: 40, Rejected: 50}, 40},
 		{"no traffic: double", 40, Window{}, 80},
+		{"nothing at all right after the limit was in play (a stall of lbd): keep", 40, Window{PrevInPlay: true}, 40},
 		{"no traffic: double up to max", 60, Window{}, 100},
 		{"clamp to max", 100, Window{Samples: 10, Latency: ms, Peak: 100}, 100},
 		{"clamp to min", 10, Window{Samples: 10, Latency: time.Second, Peak: 10}, 8},

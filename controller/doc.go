@@ -27,9 +27,13 @@
 //	ℓ' = β × min(ℓ, P)      if over and in play     (multiplicative decrease)
 //	ℓ' = ℓ                  if over and not in play ("slow and idle")
 //	ℓ' = ℓ + a              if reached and n > 0     (additive increase)
-//	ℓ' = max(2ℓ, ℓ + a)     if not in play           (an unused limit grows back)
+//	ℓ' = max(2ℓ, ℓ + a)     if not in play¹          (an unused limit grows back)
 //	ℓ' = ℓ                  otherwise
 //	ℓ' = clamp(ℓ', lo, hi)
+//
+// ¹ except an interval in which nothing at all happened right after one
+// with the limit in play: that is lbd stalled (descheduled, its tick late),
+// not demand gone, and the limit holds.
 //
 // Gradient2 (Netflix) replaces the first and third lines by
 // ℓ' = ℓ × clamp(T/L, 0.5, 1) + queue (see Gradient2) and keeps the others.

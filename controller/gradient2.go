@@ -88,7 +88,7 @@ func (g Gradient2) Next(s Gradient2State, w Window) Gradient2State {
 	g = g.withDefaults()
 	s.Limit = clamp(s.Limit, g.Min, g.Max)
 	if w.Samples == 0 || w.Latency <= 0 {
-		if !w.inPlay(s.Limit) { // idle: nothing refused, nothing in flight to speak of
+		if w.unused(s.Limit) { // idle: nothing refused, nothing in flight to speak of
 			s.Limit = clamp(regrow(s.Limit, g.QueueSize), g.Min, g.Max)
 		}
 		return s

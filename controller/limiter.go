@@ -196,7 +196,7 @@ func (s *limiterState) Tick(now time.Time) {
 	w := Window{
 		Samples: int(n), Failures: int(old.failed.Load()), Latency: lat,
 		Peak: int(old.peak.Load()), Rejected: int(old.rejected.Load()),
-		PrevFailureRate: s.prevFail,
+		PrevFailureRate: s.prevFail, PrevInPlay: s.inPlay,
 	}
 	w.Rising = rising(s.peaks[0], s.peaks[1], w.Peak, s.cfg.MinLimit)
 	steady := !grew(s.peaks[1], w.Peak, s.cfg.MinLimit)
