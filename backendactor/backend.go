@@ -55,7 +55,11 @@ type Config struct {
 	// healthy. Set it only when an active health checker runs.
 	StartUnhealthy bool
 
-	EWMADecay time.Duration // default 1s
+	EWMADecay time.Duration // tau of the latency EWMA, default 1s
+	// EWMAGrace is how long the latency estimate holds still after its last
+	// sample before it decays towards zero (see EWMA); default two ticks, so
+	// a backend that gets samples every tick never decays between folds.
+	EWMAGrace time.Duration
 	Tick      time.Duration // default 100ms
 	Mailbox   int           // default 64
 
@@ -97,6 +101,9 @@ func newState(c Config) *state {
 	}
 	if c.Tick <= 0 {
 		c.Tick = 100 * time.Millisecond
+	}
+	if c.EWMAGrace <= 0 {
+		c.EWMAGrace = 2 * c.Tick
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -251,7 +258,7 @@ func (s *state) fold(now time.Time) {
 	b := s.h.bucket.Swap(new(bucket))
 	n, fail := b.n.Load(), b.fail.Load()
 	if n > 0 {
-		s.ewma = s.ewma.Observe(time.Duration(b.sumNs.Load()/n), now, s.cfg.EWMADecay)
+		s.ewma = s.ewma.Observe(time.Duration(b.sumNs.Load()/n), now, s.decay())
 	}
 	before := s.breaker
 	prev := before.State
@@ -285,6 +292,8 @@ func (s *state) fold(now time.Time) {
 		s.cfg.Logger.Info("breaker", "backend", s.h.url, "from", prev.String(), "to", s.breaker.State.String())
 	}
 }
+
+func (s *state) decay() Decay { return Decay{Tau: s.cfg.EWMADecay, Grace: s.cfg.EWMAGrace} }
 
 func (s *state) startWarmup(now time.Time) {
 	if s.cfg.Warmup > 0 {
@@ -320,7 +329,8 @@ func (s *state) publish(now time.Time) {
 	st := s.currentState(now)
 	warm := WarmupFactor(s.warmStart, now, s.cfg.Warmup, s.cfg.WarmupMinPercent)
 	next := &Snapshot{
-		URL: s.h.url, Weight: s.weight, WarmFactor: warm, EWMA: s.ewma.Value,
+		URL: s.h.url, Weight: s.weight, WarmFactor: warm, EWMA: s.ewma.Value, Sampled: s.ewma.At, Decay: s.decay(),
+		Aging:    s.ewma.At.IsZero() || now.Sub(s.ewma.At) > s.cfg.EWMAGrace,
 		Eligible: (st == StateHealthy || st == StateWarming) && s.breaker.State != Open,
 		Breaker:  s.breaker.State, State: st, MaxInflight: s.maxInflight,
 	}
@@ -329,7 +339,7 @@ func (s *state) publish(now time.Time) {
 	material := prev == nil || prev.Name != next.Name || prev.Eligible != next.Eligible || prev.Weight != next.Weight ||
 		prev.Breaker != next.Breaker || prev.State != next.State || prev.MaxInflight != next.MaxInflight ||
 		next.WarmFactor-prev.WarmFactor > 0.02 || next.WarmFactor < prev.WarmFactor || (next.WarmFactor == 1) != (prev.WarmFactor == 1)
-	if prev != nil && !material && prev.EWMA == next.EWMA {
+	if prev != nil && !material && prev.EWMA == next.EWMA && prev.Sampled.Equal(next.Sampled) && prev.Aging == next.Aging {
 		s.cause, s.breakerCause = "", ""
 		return
 	}
@@ -350,7 +360,7 @@ func (s *state) Restart() {
 	p := s.h.snap.Load()
 	now := s.now()
 	*s = state{h: s.h, ref: s.ref, cfg: s.cfg, label: p.Name, last: s.last, weight: p.Weight, maxInflight: p.MaxInflight,
-		ewma: EWMA{Value: p.EWMA, At: now}, version: p.Version, unprobed: s.unprobed}
+		ewma: EWMA{Value: p.EWMA, At: p.Sampled}, version: p.Version, unprobed: s.unprobed}
 	s.health.Up = p.State != StateUnhealthy
 	s.draining = p.State == StateDraining
 	if p.Breaker != Closed {

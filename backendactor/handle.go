@@ -74,6 +74,30 @@ func (h *Handle) Ref() *actor.Ref { return h.ref }
 // Snapshot returns the state the actor last published. Never nil.
 func (h *Handle) Snapshot() *Snapshot { return h.snap.Load() }
 
+// Latency is the backend's latency estimate for a pick made at now: the
+// published EWMA, decayed once the actor has flagged it as aging
+// (Snapshot.Aging, Snapshot.Latency). While it ages, the requests that
+// finished since the last fold count too: a backend whose decayed estimate
+// let it be picked again gets only the few requests it takes for one of
+// them to answer, and if that answer is slow the next picks see it at once
+// rather than at the next fold. That bounds the exploration of a backend
+// that stays slow to about one round trip's worth of picks per decay,
+// instead of a whole tick's.
+//
+// A caller that wants to read no clock in the common case checks
+// Snapshot().Aging first: when it is false, Latency is Snapshot().EWMA.
+func (h *Handle) Latency(now time.Time) time.Duration {
+	s := h.snap.Load()
+	if !s.Aging {
+		return s.EWMA
+	}
+	lat := s.Latency(now)
+	if b := h.bucket.Load(); b.n.Load() > 0 {
+		lat = max(lat, time.Duration(b.sumNs.Load()/max(b.n.Load(), 1)))
+	}
+	return lat
+}
+
 // Inflight returns the number of requests holding a slot.
 func (h *Handle) Inflight() int64 { return h.inflight.Load() }
 

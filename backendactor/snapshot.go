@@ -17,16 +17,31 @@ var States = []string{StateHealthy, StateWarming, StateUnhealthy, StateEjected, 
 // Snapshot is what a backend actor publishes for the request path. The actor
 // never changes a Snapshot after storing it; readers may keep the pointer.
 type Snapshot struct {
-	URL         string
-	Name        string  // the backend's optional name (Config.Label)
-	Weight      int     // configured weight
-	WarmFactor  float64 // (0,1]: share of the weight the warm-up ramp allows now
-	EWMA        time.Duration
-	Eligible    bool // healthy, not drained, not ejected, breaker not open
-	Breaker     BreakerState
-	State       string
-	MaxInflight int64 // 0 = no cap
-	Version     uint64
+	// What every pick reads comes first, so that it shares a cache line.
+	Eligible bool // healthy, not drained, not ejected, breaker not open
+	Breaker  BreakerState
+	// Aging is set by the actor at its first tick past the grace without a
+	// sample (and before the first sample): from then on EWMA is stale, and
+	// readers decay it with their own clock (Handle.Latency). While it is
+	// false a reader needs no clock at all.
+	Aging       bool
+	MaxInflight int64         // 0 = no cap
+	EWMA        time.Duration // the peak-EWMA latency as of Sampled
+	Weight      int           // configured weight
+	WarmFactor  float64       // (0,1]: share of the weight the warm-up ramp allows now
+
+	URL     string
+	Name    string // the backend's optional name (Config.Label)
+	State   string
+	Sampled time.Time // when the last sample was folded; zero before the first
+	Decay   Decay     // how EWMA ages after Sampled (see EWMA.Read)
+	Version uint64
+}
+
+// Latency is the EWMA as of now: it decays once the backend has gone
+// without samples for longer than the grace (see EWMA).
+func (s *Snapshot) Latency(now time.Time) time.Duration {
+	return EWMA{Value: s.EWMA, At: s.Sampled}.Read(now, s.Decay)
 }
 
 // EffectiveWeight is the weight scaled by the warm-up ramp.

@@ -11,15 +11,16 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func TestEWMARisesAtOnceAndDecays(t *testing.T) {
 	const tau = time.Second
-	e := EWMA{}.Observe(10*time.Millisecond, t0, tau)
+	d := Decay{Tau: tau, Grace: 200 * time.Millisecond}
+	e := EWMA{}.Observe(10*time.Millisecond, t0, d)
 	require.Equal(t, 10*time.Millisecond, e.Value, "the first sample is the average")
 
-	e = e.Observe(100*time.Millisecond, t0.Add(100*time.Millisecond), tau)
+	e = e.Observe(100*time.Millisecond, t0.Add(100*time.Millisecond), d)
 	require.Equal(t, 100*time.Millisecond, e.Value, "a slow sample replaces the average at once")
 
 	prev := e.Value
 	for i := 1; i <= 50; i++ { // 5 s of fast windows
-		e = e.Observe(10*time.Millisecond, t0.Add(100*time.Millisecond+time.Duration(i)*100*time.Millisecond), tau)
+		e = e.Observe(10*time.Millisecond, t0.Add(100*time.Millisecond+time.Duration(i)*100*time.Millisecond), d)
 		require.Less(t, e.Value, prev, "decays while samples are faster")
 		require.GreaterOrEqual(t, e.Value, 10*time.Millisecond, "never below the samples")
 		prev = e.Value
@@ -27,13 +28,40 @@ func TestEWMARisesAtOnceAndDecays(t *testing.T) {
 	require.InDelta(t, float64(10*time.Millisecond), float64(e.Value), float64(time.Millisecond), "after 5 tau it has forgotten the spike")
 
 	// Decay depends on elapsed time, not sample count: one sample after tau weighs the old value 1/e.
-	e = EWMA{Value: 100 * time.Millisecond, At: t0}.Observe(0, t0.Add(tau), tau)
+	e = EWMA{Value: 100 * time.Millisecond, At: t0}.Observe(0, t0.Add(tau), d)
 	require.InDelta(t, 100e6/2.718281828, float64(e.Value), 1e3)
 	same := EWMA{Value: 100 * time.Millisecond, At: t0}
 	for i := 1; i <= 10; i++ {
-		same = same.Observe(0, t0.Add(time.Duration(i)*tau/10), tau)
+		same = same.Observe(0, t0.Add(time.Duration(i)*tau/10), d)
 	}
 	require.InDelta(t, float64(e.Value), float64(same.Value), 1e3, "ten samples over tau decay as much as one")
+}
+
+func TestEWMAReadDecaysAfterTheGrace(t *testing.T) {
+	d := Decay{Tau: time.Second, Grace: 200 * time.Millisecond}
+	e := EWMA{Value: 21 * time.Millisecond, At: t0}
+	cases := []struct {
+		after time.Duration
+		want  float64 // ms
+	}{
+		{0, 21}, {200 * time.Millisecond, 21}, // within the grace: as folded
+		{1200 * time.Millisecond, 21 / 2.718281828}, // one tau past the grace
+		{3200 * time.Millisecond, 21 * 0.049787068}, // three
+	}
+	for _, c := range cases {
+		require.InDelta(t, c.want, float64(e.Read(t0.Add(c.after), d))/1e6, 1e-6, "after %v", c.after)
+	}
+	require.Zero(t, EWMA{}.Read(t0, d), "no samples yet: nothing to decay")
+
+	// A sample after a long silence blends with the decayed value: no jump
+	// back towards the stale one.
+	at := t0.Add(3200 * time.Millisecond)
+	back := e.Observe(time.Millisecond, at, d)
+	require.Less(t, back.Value, e.Read(at, d), "a recovered backend's first sample lowers what readers saw")
+	require.Greater(t, back.Value, time.Millisecond)
+	require.Equal(t, at, back.At)
+	// A sample slower than the decayed value puts it straight back.
+	require.Equal(t, 21*time.Millisecond, e.Observe(21*time.Millisecond, at, d).Value)
 }
 
 func TestBreakerTransitions(t *testing.T) {

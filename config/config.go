@@ -243,9 +243,19 @@ type Admission struct {
 
 // AIMD configures the adaptive concurrency limit.
 type AIMD struct {
-	Enabled        bool     `json:"enabled"`
-	Algorithm      string   `json:"algorithm"` // aimd | gradient2
-	TargetLatency  Duration `json:"target_latency"`
+	Enabled       bool     `json:"enabled"`
+	Algorithm     string   `json:"algorithm"` // aimd | gradient2
+	TargetLatency Duration `json:"target_latency"`
+	// TargetMode says what "over target" means. "relative" (the default):
+	// the latency percentile is over both target_latency and tolerance x
+	// the backends' own baseline, which lbd learns while the limit is out
+	// of play; a service that is simply slower than target_latency is not
+	// throttled for it. "absolute": over target_latency, whatever the
+	// backends usually do (lbd before this setting existed).
+	TargetMode string `json:"target_mode"`
+	// Tolerance is, in relative mode, how many times its baseline the
+	// latency may be before it counts as over target (default 2).
+	Tolerance      float64  `json:"tolerance"`
 	Percentile     float64  `json:"percentile"`
 	MinLimit       int      `json:"min_limit"`
 	MaxLimit       int      `json:"max_limit"`

@@ -52,6 +52,7 @@ func Default() *Config {
 		},
 		AIMD: AIMD{
 			Enabled: true, Algorithm: "aimd", TargetLatency: Duration(100 * time.Millisecond),
+			TargetMode: "relative", Tolerance: 2,
 			Percentile: 0.9, MinLimit: 8, MaxLimit: 1024, Increase: 1, DecreaseFactor: 0.7,
 			Interval: Duration(500 * time.Millisecond),
 		},

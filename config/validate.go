@@ -354,6 +354,10 @@ func (k *checker) admission(a Admission) {
 func (k *checker) aimd(a AIMD, maxInflight int) {
 	k.oneOf("aimd.algorithm", a.Algorithm, "aimd", "gradient2")
 	k.positive("aimd.target_latency", a.TargetLatency)
+	k.oneOf("aimd.target_mode", a.TargetMode, "relative", "absolute")
+	if !(a.Tolerance > 1) {
+		k.add("aimd.tolerance", "must be above 1 (2 means twice the backends' baseline latency), got %g", a.Tolerance)
+	}
 	if !(a.Percentile > 0 && a.Percentile <= 1) {
 		k.add("aimd.percentile", "must be above 0 and at most 1 (0.9 is p90), got %g", a.Percentile)
 	}

@@ -102,8 +102,12 @@ func TestValidate(t *testing.T) {
 			c.AIMD.MinLimit = 0
 			c.AIMD.Increase = 0
 			c.AIMD.DecreaseFactor = 0
+			c.AIMD.TargetMode = "vibes"
+			c.AIMD.Tolerance = 1
 		}, []Problem{
 			{"aimd.algorithm", `must be one of aimd, gradient2, got "vegas"`},
+			{"aimd.target_mode", `must be one of relative, absolute, got "vibes"`},
+			{"aimd.tolerance", "must be above 1 (2 means twice the backends' baseline latency), got 1"},
 			{"aimd.min_limit", "must be at least 1, got 0"},
 			{"aimd.increase", "must be at least 1, got 0"},
 			{"aimd.decrease_factor", "must be above 0 and below 1 (0.7 cuts the limit by 30%), got 0"},

@@ -18,14 +18,20 @@ func TestAIMDNext(t *testing.T) {
 		want  float64
 	}{
 		{"over target: multiply", 40, Window{Samples: 100, Latency: 150 * ms, Peak: 40}, 20},
-		{"over target: decrease from the peak when the limit is unused", 100, Window{Samples: 100, Latency: 150 * ms, Peak: 30}, 15},
+		{"over target with half the limit in use: decrease from the peak", 100, Window{Samples: 100, Latency: 150 * ms, Peak: 60}, 30},
+		{"over target and demand piling up: decrease from the peak", 100, Window{Samples: 100, Latency: 150 * ms, Peak: 30, Rising: true}, 15},
+		{"slow and idle: keep", 100, Window{Samples: 100, Latency: 150 * ms, Peak: 30}, 100},
+		{"failures rose, limit out of play: keep", 100, Window{Samples: 100, Failures: 30, Latency: 50 * ms, Peak: 16}, 100},
 		{"failures rose under target: multiply", 40, Window{Samples: 100, Failures: 30, Latency: 50 * ms, Peak: 40}, 20},
 		{"steady background failures: no decrease", 40, Window{Samples: 100, Failures: 10, Latency: 50 * ms, Peak: 40, PrevFailureRate: 0.1}, 41},
 		{"reached and under target: add", 40, Window{Samples: 100, Latency: 50 * ms, Peak: 40}, 41},
 		{"rejections mean reached", 40, Window{Samples: 100, Latency: 50 * ms, Peak: 12, Rejected: 3}, 41},
-		{"not reached: keep", 40, Window{Samples: 100, Latency: 50 * ms, Peak: 12}, 40},
+		{"half in use, not reached: keep", 40, Window{Samples: 100, Latency: 50 * ms, Peak: 25}, 40},
+		{"out of play under target: double", 40, Window{Samples: 100, Latency: 50 * ms, Peak: 12}, 80},
 		{"reached without samples (all stuck): keep", 40, Window{Peak: 40, Rejected: 50}, 40},
-		{"idle: keep", 40, Window{}, 40},
+		{"no traffic: double", 40, Window{}, 80},
+		{"nothing at all right after the limit was in play (a stall of lbd): keep", 40, Window{PrevInPlay: true}, 40},
+		{"no traffic: double up to max", 60, Window{}, 100},
 		{"clamp to max", 100, Window{Samples: 10, Latency: ms, Peak: 100}, 100},
 		{"clamp to min", 10, Window{Samples: 10, Latency: time.Second, Peak: 10}, 8},
 		{"exactly at target is not over", 40, Window{Samples: 10, Latency: 100 * ms, Peak: 40}, 41},
@@ -34,6 +40,23 @@ func TestAIMDNext(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			require.InDelta(t, c.want, testAIMD.Next(c.limit, c.w), 1e-9)
 		})
+	}
+}
+
+func TestRising(t *testing.T) {
+	cases := []struct {
+		p0, p1, p2 int
+		want       bool
+	}{
+		{0, 20, 40, true},      // an overload starting from nothing: +20, +20
+		{100, 160, 230, true},  // +60, +70: over 10% each time
+		{3, 15, 15, false},     // a slow spell's onset: one step, then flat
+		{3, 15, 18, false},     // the second step is under the floor of 8
+		{500, 540, 560, false}, // +40 then +20: under 10% of 540
+		{40, 30, 50, false},    // down, then up
+	}
+	for _, c := range cases {
+		require.Equal(t, c.want, rising(c.p0, c.p1, c.p2, 8), "%d %d %d", c.p0, c.p1, c.p2)
 	}
 }
 
@@ -151,6 +174,7 @@ func TestSlowStart(t *testing.T) {
 		{"reached and fast: double", 16, 17, fast, 32, true},
 		{"doubling stops at max", 64, 65, Window{Samples: 100, Latency: time.Millisecond, Peak: 64}, 100, true},
 		{"not reached: the algorithm's value", 32, 32, fast, 32, true},
+		{"not reached: the algorithm's regrowth waits", 32, 64, Window{Samples: 100, Latency: 20 * time.Millisecond, Peak: 3}, 32, true},
 		{"the algorithm decreases: slow start ends", 16, 11, Window{Samples: 100, Latency: 150 * time.Millisecond, Peak: 16}, 11, false},
 		{"over target at the floor: ends without doubling", 8, 8, Window{Samples: 100, Latency: 150 * time.Millisecond, Peak: 8}, 8, false},
 		{"failures rose at the floor: ends", 8, 8, Window{Samples: 100, Failures: 50, Latency: 10 * time.Millisecond, Peak: 8}, 8, false},

@@ -116,7 +116,11 @@ func TestLimiterActorFallsAndRecovers(t *testing.T) {
 
 				before := l.Limit()
 				interval(l, 0, 0, 0) // idle interval
-				require.Equal(t, before, l.Limit(), "no traffic, no change")
+				require.Equal(t, before, l.Limit(), "nothing at all right after the limit was in play: maybe lbd stalled, hold")
+				interval(l, 0, 0, 0)
+				require.GreaterOrEqual(t, l.Limit(), min(64, 2*before), "still no traffic: an unused limit grows back (doubling, up to max)")
+				interval(l, 0, 0, 0)
+				require.EqualValues(t, 64, l.Limit())
 				require.NoError(t, l.Stop(context.Background()))
 				require.Equal(t, 0, reg.Len())
 			})
@@ -146,6 +150,8 @@ func TestLimiterRejectsBadConfig(t *testing.T) {
 		func(c *LimiterConfig) { c.MinLimit, c.MaxLimit = 10, 5 },
 		func(c *LimiterConfig) { c.Interval = 0 },
 		func(c *LimiterConfig) { c.DecreaseFactor = 1 },
+		func(c *LimiterConfig) { c.TargetMode = "p99" },
+		func(c *LimiterConfig) { c.Tolerance = 0.5 },
 	} {
 		c := testLimiterConfig("aimd")
 		mut(&c)

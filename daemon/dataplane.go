@@ -65,14 +65,6 @@ func transportOptions(cfg *config.Config) proxy.TransportOptions {
 	return proxy.TransportOptions{DialTimeout: t.Dial.D(), ResponseHeaderTimeout: t.ResponseHeader.D(), IdleConnTimeout: t.IdleConn.D()}
 }
 
-func limiterConfig(m config.AIMD, d *Daemon) controller.LimiterConfig {
-	return controller.LimiterConfig{
-		Algorithm: m.Algorithm, Target: m.TargetLatency.D(), Percentile: m.Percentile,
-		MinLimit: m.MinLimit, MaxLimit: m.MaxLimit, Increase: m.Increase, DecreaseFactor: m.DecreaseFactor,
-		Interval: m.Interval.D(), SlowStart: m.SlowStart, Logger: d.log,
-	}
-}
-
 // limiterSlot holds the adaptive limiter while it runs: aimd.enabled
 // starts and stops its actor on a reload, and the admission is then
 // handed the new one (or none).
@@ -100,9 +92,9 @@ func (s *limiterSlot) set(d *Daemon, m config.AIMD) (retire func() error, err er
 	case m.Enabled && s.cur != nil:
 		ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 		defer cancel()
-		err = s.cur.Reconfigure(ctx, limiterConfig(m, d))
+		err = s.cur.Reconfigure(ctx, controller.LimiterConfigFor(m, d.log))
 	case m.Enabled:
-		s.cur, err = controller.NewLimiter(d.registry, limiterConfig(m, d))
+		s.cur, err = controller.NewLimiter(d.registry, controller.LimiterConfigFor(m, d.log))
 	}
 	return retire, err
 }

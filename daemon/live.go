@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/controller"
 	"github.com/lbd/lbd/routing"
 )
 
@@ -75,7 +76,7 @@ func (d *Daemon) prepareLive(prev, next *config.Config, plan *ReloadPlan) (_ *li
 		}
 	}
 	if next.AIMD.Enabled {
-		if err := limiterConfig(next.AIMD, d).Validate(); err != nil {
+		if err := controller.LimiterConfigFor(next.AIMD, d.log).Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("aimd: %w", err))
 		}
 	}

@@ -15,13 +15,15 @@ import (
 //
 //	{"time":"…","level":"INFO","msg":"request","req_id":"…","method":"GET","host":"…",
 //	 "path":"/…","status":200,"latency_ms":1.234,"upstream_ms":1.1,"backend":"http://…",
-//	 "policy":"p2c-ewma","attempts":1,"client":"…","bytes":512,"reject":"","trace_id":"…","span_id":"…"}
+//	 "policy":"p2c-ewma","attempts":1,"retries":0,"client":"…","bytes":512,"reject":"","trace_id":"…","span_id":"…"}
 //
 // latency_ms runs from arrival to the end of the response; upstream_ms to the
-// chosen backend's response headers. reject is the X-Lbd-Reject reason when
-// lbd answered itself. trace_id and span_id are lbd's server span's with
-// tracing on (tracing.go); with it off, trace_id comes from a W3C
-// traceparent header and span_id is "".
+// response headers of the backend whose answer the client got (backend).
+// attempts counts the backends tried, retries those tried after the first
+// (attempts - 1): a 503 with retries 1 is the last of two backends' answers.
+// reject is the X-Lbd-Reject reason when lbd answered itself. trace_id and
+// span_id are lbd's server span's with tracing on (tracing.go); with it off,
+// trace_id comes from a W3C traceparent header and span_id is "".
 //
 // A line is encoded by appending into a pooled buffer (accesslog_json.go),
 // then goes through a LineWriter, so the request path copies bytes into
@@ -64,7 +66,7 @@ func (a *AccessLog) Log(r *http.Request, st *reqState, d time.Duration, policy s
 	l := accessLine{
 		reqID: st.id, method: r.Method, host: r.Host, path: r.URL.Path, status: st.status,
 		latencyUs: d.Microseconds(), upstreamUs: st.upstream.Microseconds(),
-		policy: policy, attempts: st.attempts, client: st.client, bytes: st.bytes,
+		policy: policy, attempts: st.attempts, retries: max(st.attempts-1, 0), client: st.client, bytes: st.bytes,
 		reject: st.rejected, traceID: tid, spanID: sid,
 	}
 	if st.backend != nil {

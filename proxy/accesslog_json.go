@@ -12,7 +12,7 @@ type accessLine struct {
 	status                    int
 	latencyUs, upstreamUs     int64 // written in milliseconds, as float64(µs)/1e3
 	backend, policy           string
-	attempts                  int
+	attempts, retries         int
 	client                    string
 	bytes                     int64
 	reject, traceID, spanID   string
@@ -46,6 +46,8 @@ func (l *accessLine) appendJSON(b []byte, now time.Time) []byte {
 	b = appendJSONString(b, l.policy)
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(l.attempts), 10)
+	b = append(b, `,"retries":`...)
+	b = strconv.AppendInt(b, int64(l.retries), 10)
 	b = append(b, `,"client":`...)
 	b = appendJSONString(b, l.client)
 	b = append(b, `,"bytes":`...)

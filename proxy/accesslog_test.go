@@ -25,7 +25,7 @@ import (
 // accessLogFields are the keys every access-log line carries (issue 6).
 var accessLogFields = []string{
 	"time", "req_id", "method", "host", "path", "status", "latency_ms", "upstream_ms",
-	"backend", "policy", "attempts", "client", "bytes", "reject", "trace_id", "span_id",
+	"backend", "policy", "attempts", "retries", "client", "bytes", "reject", "trace_id", "span_id",
 }
 
 func parseLines(t *testing.T, b []byte) []map[string]any {
@@ -65,13 +65,14 @@ func TestAccessLogLineHasEveryField(t *testing.T) {
 	want := map[string]any{
 		"req_id": "req-1", "method": "GET", "host": "shop.example", "path": "/cart", "status": 201.0,
 		"latency_ms": 2.25, "upstream_ms": 1.5, "backend": "http://127.0.0.1:8081", "policy": "p2c-ewma",
-		"attempts": 2.0, "client": "203.0.113.9", "bytes": 42.0, "reject": "",
+		"attempts": 2.0, "retries": 1.0, "client": "203.0.113.9", "bytes": 42.0, "reject": "",
 		"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
 	}
 	for k, v := range want {
 		require.Equal(t, v, lines[0][k], k)
 	}
 	require.Equal(t, "overload", lines[1]["reject"])
+	require.Equal(t, 0.0, lines[1]["retries"], "no backend tried: no retry")
 	require.Equal(t, "", lines[1]["backend"])
 	require.Equal(t, "", lines[1]["trace_id"])
 }
@@ -87,7 +88,7 @@ func slogLine(l *accessLine, now time.Time) []byte {
 		slog.String("req_id", l.reqID), slog.String("method", l.method), slog.String("host", l.host),
 		slog.String("path", l.path), slog.Int("status", l.status),
 		slog.Float64("latency_ms", float64(l.latencyUs)/1e3), slog.Float64("upstream_ms", float64(l.upstreamUs)/1e3),
-		slog.String("backend", l.backend), slog.String("policy", l.policy), slog.Int("attempts", l.attempts),
+		slog.String("backend", l.backend), slog.String("policy", l.policy), slog.Int("attempts", l.attempts), slog.Int("retries", l.retries),
 		slog.String("client", l.client), slog.Int64("bytes", l.bytes), slog.String("reject", l.reject),
 		slog.String("trace_id", l.traceID), slog.String("span_id", l.spanID),
 	)
@@ -118,7 +119,7 @@ func TestAccessLineIsSlogs(t *testing.T) {
 			l := accessLine{
 				reqID: s, method: strs[(i+1)%len(strs)], host: strs[(i+2)%len(strs)], path: strs[(i+3)%len(strs)],
 				status: 100 + i*37, latencyUs: us, upstreamUs: micros[(j+1)%len(micros)],
-				backend: strs[(i+4)%len(strs)], policy: strs[(i+5)%len(strs)], attempts: j,
+				backend: strs[(i+4)%len(strs)], policy: strs[(i+5)%len(strs)], attempts: j, retries: max(j-1, 0),
 				client: strs[(i+6)%len(strs)], bytes: int64(j) << 40, reject: strs[(i+7)%len(strs)],
 				traceID: strs[(i+8)%len(strs)],
 			}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -14,43 +15,64 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lbd/lbd/actor"
 	"github.com/lbd/lbd/backendactor"
 	"github.com/lbd/lbd/scheduler"
 )
 
-// testProxy is the data plane served over loopback in front of the given
-// backend URLs (http1), with retries on.
+// testProxy is the data plane over real loopback backends: a scheduler
+// (round robin, so the first try goes to the first backend), the handler
+// behind a loopback listener, and its access log.
 type testProxy struct {
-	url string
-	h   *Handler
+	url   string
+	h     *Handler
+	sched *scheduler.Scheduler
+	reg   *prometheus.Registry
+	log   bytes.Buffer
+	al    *AccessLog
 }
 
-func startProxy(t *testing.T, backends ...string) *testProxy {
+func startProxy(t *testing.T, o Options, policy string, backends ...string) *testProxy {
 	t.Helper()
-	log := slog.New(slog.DiscardHandler)
-	sched, err := scheduler.New(scheduler.Config{Policy: "rr", Logger: log,
-		Backend: backendactor.Config{
-			Breaker: backendactor.BreakerConfig{FailureThreshold: 1000, OpenFor: time.Second, HalfOpenProbes: 1},
-			Rise:    1, Fall: 1000, Logger: log,
-		}})
+	quiet := slog.New(slog.DiscardHandler)
+	s, err := scheduler.New(scheduler.Config{Policy: policy, Registry: actor.NewRegistry(), Logger: quiet,
+		Backend: backendactor.Config{Breaker: backendactor.BreakerConfig{FailureThreshold: 1000, OpenFor: time.Second, HalfOpenProbes: 1}}})
 	require.NoError(t, err)
 	for _, b := range backends {
-		_, err := sched.Add(context.Background(), scheduler.Spec{URL: b, Weight: 1, Protocol: "http1", Initial: true})
+		_, err := s.Add(context.Background(), scheduler.Spec{URL: b, Weight: 1, Protocol: "http1", Initial: true})
 		require.NoError(t, err)
 	}
-	h := New(Options{Scheduler: sched, Retries: RetryOptions{Max: 1, BudgetPercent: 100, MinConcurrent: 10, BufferBodyBytes: 64 << 10},
-		Transport: TransportOptions{ResponseHeaderTimeout: 5 * time.Second}, Logger: log})
-	srv := httptest.NewServer(h)
+	p := &testProxy{sched: s, reg: prometheus.NewRegistry()}
+	p.al = NewAccessLog(&p.log, 1)
+	o.Scheduler, o.AccessLog, o.Registerer, o.Logger = s, p.al, p.reg, quiet
+	p.h = New(o)
+	srv := httptest.NewServer(p.h)
+	p.url = srv.URL
 	t.Cleanup(func() {
 		srv.Close()
-		h.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		require.NoError(t, sched.Stop(ctx))
+		p.h.Close()
+		require.NoError(t, p.al.Close())
+		require.NoError(t, s.Stop(context.Background()))
 	})
-	return &testProxy{url: srv.URL, h: h}
+	return p
+}
+
+// lines closes the access log and returns its lines.
+func (p *testProxy) lines(t *testing.T) []map[string]any {
+	require.NoError(t, p.al.Close())
+	return parseLines(t, p.log.Bytes())
+}
+
+func (p *testProxy) backend(url string) *backendactor.Handle { return p.sched.Lookup(url) }
+
+// h1Options are the end-to-end tests' settings: one retry, bodies buffered
+// for it, and a response-header timeout a stuck test does not wait out.
+func h1Options() Options {
+	return Options{Retries: RetryOptions{Max: 1, BudgetPercent: 100, MinConcurrent: 10, BufferBodyBytes: 64 << 10},
+		Transport: TransportOptions{ResponseHeaderTimeout: 5 * time.Second}}
 }
 
 // rawBackend answers each request on each connection with answer(path).
@@ -111,7 +133,7 @@ func TestResponseHeaderComesThroughWhole(t *testing.T) {
 		h.Set("X-Sum", "42")
 	}))
 	t.Cleanup(be.Close)
-	p := startProxy(t, be.URL)
+	p := startProxy(t, h1Options(), scheduler.RR, be.URL)
 	req, _ := http.NewRequest(http.MethodGet, p.url+"/", nil)
 	req.Header.Set("X-Request-Id", "client-id")
 	resp, err := http.DefaultClient.Do(req)
@@ -139,7 +161,7 @@ func TestEventStreamIsFlushedAsItComes(t *testing.T) {
 		fmt.Fprint(w, "data: 2\n\n")
 	}))
 	t.Cleanup(be.Close)
-	p := startProxy(t, be.URL)
+	p := startProxy(t, h1Options(), scheduler.RR, be.URL)
 	resp, err := http.Get(p.url + "/")
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -168,7 +190,7 @@ func TestMalformedBackendAnswersAre502(t *testing.T) {
 	for name, answer := range heads {
 		t.Run(name, func(t *testing.T) {
 			be := rawBackend(t, func(c net.Conn, _ string) bool { io.WriteString(c, answer); return false })
-			p := startProxy(t, be)
+			p := startProxy(t, h1Options(), scheduler.RR, be)
 			resp, err := http.Get(p.url + "/")
 			require.NoError(t, err)
 			resp.Body.Close()
@@ -182,7 +204,7 @@ func TestMalformedBackendAnswersAre502(t *testing.T) {
 	for name, answer := range bodies {
 		t.Run(name, func(t *testing.T) {
 			be := rawBackend(t, func(c net.Conn, _ string) bool { io.WriteString(c, answer); return false })
-			p := startProxy(t, be)
+			p := startProxy(t, h1Options(), scheduler.RR, be)
 			// ReverseProxy aborts the client's connection: before the head
 			// left lbd's buffer (an error at once) or after (a body cut short).
 			resp, err := http.Get(p.url + "/")
@@ -209,7 +231,7 @@ func TestNoResponseReachesTheWrongClient(t *testing.T) {
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
 		return true
 	})
-	p := startProxy(t, be)
+	p := startProxy(t, h1Options(), scheduler.RR, be)
 	for _, path := range []string{"/first", "/second", "/second"} {
 		resp, err := http.Get(p.url + path)
 		require.NoError(t, err)
@@ -234,7 +256,7 @@ func TestConcurrentResponsesKeepTheirOwnHeaders(t *testing.T) {
 		fmt.Fprint(w, id)
 	}))
 	t.Cleanup(be.Close)
-	p := startProxy(t, be.URL)
+	p := startProxy(t, h1Options(), scheduler.RR, be.URL)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	t.Cleanup(client.CloseIdleConnections)
 	var wg sync.WaitGroup

@@ -53,7 +53,7 @@ func TestBufferBody(t *testing.T) {
 			}
 			require.NoError(t, bufferBody(r, c.limit))
 			require.Equal(t, c.replayable, r.GetBody != nil, "replayable")
-			require.Equal(t, c.replayable, replayable(r))
+			require.Equal(t, c.replayable, resendable(r))
 			require.Equal(t, c.length, r.ContentLength)
 			want := body
 			got, err := io.ReadAll(r.Body)
@@ -77,22 +77,27 @@ func TestBufferBodyPassesReadErrors(t *testing.T) {
 	require.ErrorIs(t, bufferBody(r, 64<<10), io.ErrUnexpectedEOF)
 }
 
-func TestReplayable(t *testing.T) {
+// TestRetryRules: a try the backend may have acted on is resent only for
+// an idempotent method whose body can be produced again; a try it cannot
+// have received only needs the body.
+func TestRetryRules(t *testing.T) {
 	for _, c := range []struct {
-		method string
-		body   bool
-		want   bool
+		method                 string
+		body                   bool
+		resendable, idempotent bool
 	}{
-		{http.MethodGet, false, true}, {http.MethodHead, false, true}, {http.MethodOptions, false, true},
-		{http.MethodDelete, false, true}, {http.MethodPut, false, true},
-		{http.MethodPost, false, false}, {http.MethodPatch, false, false},
-		{http.MethodPut, true, false}, // idempotent, but the streamed body cannot be sent again
+		{http.MethodGet, false, true, true}, {http.MethodHead, false, true, true}, {http.MethodOptions, false, true, true},
+		{http.MethodDelete, false, true, true}, {http.MethodPut, false, true, true},
+		{http.MethodPost, false, true, false}, {http.MethodPatch, false, true, false},
+		{http.MethodPut, true, false, true}, // idempotent, but the streamed body cannot be sent again
+		{http.MethodPost, true, false, false},
 	} {
 		var body io.Reader
 		if c.body {
 			body = onlyReader{strings.NewReader("data")}
 		}
 		r := httptest.NewRequest(c.method, "/", body)
-		require.Equal(t, c.want, replayable(r), "%s body=%v", c.method, c.body)
+		require.Equal(t, c.resendable, resendable(r), "%s body=%v", c.method, c.body)
+		require.Equal(t, c.idempotent, idempotent(r), "%s", c.method)
 	}
 }

@@ -6,11 +6,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lbd/lbd/backendactor"
 	"github.com/lbd/lbd/proxy/h1"
@@ -19,10 +18,15 @@ import (
 
 // RetryOptions bound retries.
 type RetryOptions struct {
-	Max int // retries after the first try
+	// Max is how many times a request may be sent again after a try that
+	// the backend may have acted on (a 5xx answer, a connection broken
+	// after the request went out). A try the backend cannot have received
+	// (see undelivered) is sent elsewhere without counting here.
+	Max int
 	// BudgetPercent caps concurrent retries at this share of active requests
 	// (with a floor of MinConcurrent), as Envoy's retry budget does, so that
-	// retries cannot multiply the load on an already failing system.
+	// retries cannot multiply the load on an already failing system. Tries
+	// the backend never received cost it nothing and are not budgeted.
 	BudgetPercent float64
 	MinConcurrent int
 	PerTryTimeout time.Duration
@@ -33,13 +37,38 @@ type RetryOptions struct {
 
 // retryTransport is ReverseProxy's Transport: it picks a backend per attempt,
 // forwards, classifies the outcome and, when it is safe, tries another backend.
+//
+// The rules, in the order they are checked (API.md, "Data plane behaviour"):
+//
+//   - a try the backend cannot have received — the connection was refused or
+//     never made, or nothing of the request was written to it — is sent to
+//     another backend, whatever the method, the budget and retries.max: it
+//     costs the backends nothing and the request has not happened yet;
+//   - a try the backend may have acted on — a retryable 5xx answer, a
+//     connection reset or closed before the answer — is sent again only
+//     for an idempotent method (GET, HEAD, OPTIONS, PUT, DELETE, TRACE),
+//     within retries.max and the retry budget: a POST the backend read and
+//     then died on must not run twice;
+//   - when no further try happens, the client gets the last backend answer
+//     if any try produced one (nginx's proxy_next_upstream and Envoy do the
+//     same), else lbd's own 502 or 504.
 type retryTransport struct {
 	h      *Handler
 	ups    atomic.Pointer[upstreams] // replaced when the transport settings change
-	active atomic.Int64              // retries in progress
+	active atomic.Int64              // budgeted retries in progress
 }
 
-var errUpstream5xx = errors.New("upstream answered 5xx")
+var errHeldBroken = errors.New("upstream 5xx answer broke off while read")
+
+// tryVerdict is what one try leaves the request to do next.
+type tryVerdict uint8
+
+const (
+	final       tryVerdict = iota // the answer or the error is the request's
+	undelivered                   // the backend cannot have received it: send it elsewhere, free
+	answered5xx                   // a retryable 5xx answer: another backend may do better
+	broken                        // delivered, then the connection failed before an answer
+)
 
 // RoundTrip implements http.RoundTripper.
 func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
@@ -47,38 +76,72 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 	if err := bufferBody(out, st.settings.Retries.BufferBodyBytes); err != nil {
 		return nil, err
 	}
+	var held *heldAnswer // the latest 5xx answer, kept in case no other try does better
 	var lastErr error
-	for try := 0; try < maxTries; try++ {
-		if try > 0 {
-			if !t.mayRetry(out, st, try) {
-				break
-			}
+	budgeted, retries := false, 0
+	for {
+		if budgeted {
 			t.active.Add(1)
-			t.h.metrics.retries.Inc()
 		}
-		resp, retry, err := t.attempt(out, st)
-		if try > 0 {
+		resp, v, err := t.attempt(out, st)
+		if budgeted {
 			t.active.Add(-1)
 		}
-		if err == nil || !retry {
-			return resp, err
+		switch v {
+		case final:
+			if resp != nil {
+				held.discard()
+				return resp, nil
+			}
+			if held != nil && !clientGone(out) {
+				return held.answer(st), nil
+			}
+			held.discard()
+			if errors.Is(err, scheduler.ErrNoBackend) && lastErr != nil {
+				err = lastErr // no backend left to try: the failure that sent us looking is the answer
+			}
+			return nil, err
+		case answered5xx:
+			held.discard()
+			if held = hold(resp, st); held == nil {
+				lastErr = errHeldBroken
+			}
+		default:
+			lastErr = err
 		}
-		lastErr = err
+		if st.attempts >= maxTries || clientGone(out) || st.wrote {
+			break
+		}
+		if v == undelivered {
+			budgeted = false
+		} else if retries >= st.settings.Retries.Max || !t.withinBudget(&st.settings.Retries) {
+			break
+		} else {
+			budgeted = true
+			retries++
+		}
+	}
+	if held != nil {
+		return held.answer(st), nil
 	}
 	return nil, lastErr
 }
 
-// attempt picks one backend and forwards once. retry says whether the
-// failure left the request safe to send elsewhere.
-func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Response, bool, error) {
+func clientGone(r *http.Request) bool { return r.Context().Err() != nil }
+
+// attempt picks one backend and forwards once.
+func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Response, tryVerdict, error) {
 	h, err := st.pick(out)
 	if err != nil {
-		return nil, false, err
+		return nil, final, err
 	}
 	if st.attempts < maxTries {
 		st.tries[st.attempts] = h
 	}
 	st.attempts++
+	if st.attempts > 1 {
+		t.h.metrics.retries.Inc()
+	}
 	st.backend = h
 	up := t.ups.Load().get(h, st.pool.name)
 	st.up = up
@@ -88,9 +151,9 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 		u := *out.URL
 		r2.URL = &u
 		body, err := freshBody(out)
-		if err != nil { // replayable said yes; a GetBody that fails is a bug worth a 502, not a panic
+		if err != nil { // resendable said yes; a GetBody that fails is a bug worth a 502, not a panic
 			h.Release(0, backendactor.Canceled)
-			return nil, false, err
+			return nil, final, err
 		}
 		r2.Body = body
 		req = &r2
@@ -103,6 +166,15 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 		req = req.WithContext(ctx)
 	}
 	req, span := st.traceAttempt(req, up, h)
+	// Only a request that must not be sent twice needs to know whether any
+	// of it was written on a shared HTTP/2 transport (proxy/h1 says so in
+	// its error): the trace costs a few allocations, which the common
+	// idempotent request does without.
+	var sent *sendTrace
+	if !idempotent(out) && resendable(out) {
+		sent = &sendTrace{}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: sent.gotConn}))
+	}
 	start := time.Now()
 	resp, err := up.rt.RoundTrip(req)
 	lat := time.Since(start)
@@ -113,58 +185,66 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 		attemptFailed(span, err)
 		o := classifyErr(out.Context(), err)
 		h.Release(lat, o)
-		return nil, o == backendactor.GatewayError && replayable(out) && notSent(err), err
+		switch {
+		case o != backendactor.GatewayError || !resendable(out):
+			return nil, final, err
+		case undeliveredErr(err) || sent.nothingWritten():
+			return nil, undelivered, err
+		case idempotent(out) && brokenErr(err):
+			return nil, broken, err
+		}
+		return nil, final, err
 	}
 	o := classifyStatus(resp)
-	if o == backendactor.ServerError && retryableStatus(resp.StatusCode) && replayable(out) && t.mayRetry(out, st, st.attempts) {
-		// Drop this answer and try elsewhere; the client never saw it.
-		h.Release(lat, o)
-		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
-		resp.Body.Close()
-		cancel()
-		attemptAnswered(span, resp, o, false)
-		return nil, true, errUpstream5xx
-	}
 	resp.Body = newReleaseBody(resp, h, lat, o, cancel, span)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		st.upgraded(h)
 	}
-	return resp, false, nil
+	if o == backendactor.ServerError && retryableStatus(resp.StatusCode) && idempotent(out) && resendable(out) {
+		return resp, answered5xx, nil
+	}
+	return resp, final, nil
 }
 
-// mayRetry applies the retry rules that do not depend on the failure itself.
-func (t *retryTransport) mayRetry(out *http.Request, st *reqState, try int) bool {
-	r := &st.settings.Retries
-	if try > r.Max || st.wrote || out.Context().Err() != nil {
-		return false
-	}
+// withinBudget applies the retry budget to a retry that adds load.
+func (t *retryTransport) withinBudget(r *RetryOptions) bool {
 	budget := int64(float64(t.h.active.Load()) * r.BudgetPercent / 100)
 	return t.active.Load() < max(budget, int64(max(r.MinConcurrent, 1)))
 }
 
-// replayable reports whether the request can be sent again: an idempotent
-// method and a body that is absent or can be produced again.
-func replayable(r *http.Request) bool {
+// idempotent reports whether the method may be applied twice with the
+// effect of once (RFC 9110, 9.2.2).
+func idempotent(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
-	default:
-		if r.GetBody == nil {
-			return false
-		}
+		return true
 	}
+	return false
+}
+
+// resendable reports whether the request's body can be sent again: absent,
+// or buffered (bufferBody).
+func resendable(r *http.Request) bool {
 	return r.Body == nil || r.Body == http.NoBody || r.GetBody != nil
 }
 
-// notSent reports errors after which the backend cannot have acted on the
-// request: the connection was never made or was refused or reset before a
-// response. Timeouts are not retried: the backend may still be working.
-func notSent(err error) bool {
+// undeliveredErr reports errors that prove the backend never received the
+// request: no connection was made (refused, unreachable, or the dial timed
+// out), or proxy/h1 wrote not one byte of it (ErrNotSent: the dial, the TLS
+// handshake or the first write failed). net/http itself resends a request
+// whose reused connection turned out dead before any byte was written (when
+// the body can be rewound), so such a failure reaches here as the error of
+// its fresh connection's dial.
+func undeliveredErr(err error) bool {
 	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	return errors.Is(err, h1.ErrNotSent) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errUpstream5xx)
+	return (errors.As(err, &op) && op.Op == "dial") || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, h1.ErrNotSent)
+}
+
+// brokenErr reports a connection that failed after the request went out and
+// before an answer: the backend may have acted on it. Timeouts are not
+// among them: the backend may still be working on it.
+func brokenErr(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func retryableStatus(code int) bool {
@@ -187,82 +267,4 @@ func classifyErr(ctx context.Context, err error) backendactor.Outcome {
 		return backendactor.Canceled
 	}
 	return backendactor.GatewayError
-}
-
-// releaseBody returns the backend's slot when ReverseProxy closes the body:
-// the request counts as in flight while its response streams. The outcome
-// is settled then too, since a gRPC call's status and a stream broken
-// mid-way are only known at the end (outcome).
-type releaseBody struct {
-	io.ReadCloser
-	resp   *http.Response
-	h      *backendactor.Handle
-	lat    time.Duration
-	o      backendactor.Outcome // as judged from the response headers
-	cancel context.CancelFunc
-	span   trace.Span // the attempt's client span, ended here; nil with tracing off
-	done   atomic.Bool
-	eof    atomic.Bool // read to the end: trailers are in
-	broken atomic.Bool // a read failed before the end
-}
-
-// releaseRWBody is releaseBody for a 101 Switching Protocols response, whose
-// body is the upgraded connection: the WebSocket holds its slot until closed.
-type releaseRWBody struct{ *releaseBody }
-
-func (b releaseRWBody) Write(p []byte) (int, error) {
-	return b.ReadCloser.(io.ReadWriteCloser).Write(p)
-}
-
-func newReleaseBody(resp *http.Response, h *backendactor.Handle, lat time.Duration, o backendactor.Outcome, cancel context.CancelFunc, span trace.Span) io.ReadCloser {
-	rb := &releaseBody{ReadCloser: resp.Body, resp: resp, h: h, lat: lat, o: o, cancel: cancel, span: span}
-	if _, ok := resp.Body.(io.ReadWriteCloser); ok {
-		return releaseRWBody{rb}
-	}
-	return rb
-}
-
-func (b *releaseBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
-		b.eof.Store(true)
-	} else if err != nil {
-		b.broken.Store(true)
-	}
-	return n, err
-}
-
-func (b *releaseBody) Close() error {
-	err := b.ReadCloser.Close()
-	if b.done.CompareAndSwap(false, true) {
-		o := b.outcome()
-		b.h.Release(b.lat, o)
-		b.cancel()
-		attemptAnswered(b.span, b.resp, o, b.eof.Load())
-	}
-	return err
-}
-
-// outcome is the request's outcome once its response has ended: a body
-// that broke off while the client was still there is a gateway failure, and
-// a gRPC call counts by its grpc-status (grpcOutcome). An upgraded
-// connection counts by its 101 alone: how it ends is the two peers' affair.
-func (b *releaseBody) outcome() backendactor.Outcome {
-	if b.resp.StatusCode == http.StatusSwitchingProtocols || b.o != backendactor.Success {
-		return b.o
-	}
-	clientGone := b.resp.Request != nil && b.resp.Request.Context().Err() != nil
-	switch {
-	case b.broken.Load() && !clientGone:
-		return backendactor.GatewayError
-	case !isGRPC(b.resp.Header):
-		return b.o
-	}
-	if status, ok := grpcStatus(b.resp, b.eof.Load()); ok || b.eof.Load() {
-		return grpcOutcome(status, ok)
-	}
-	if clientGone {
-		return backendactor.Canceled
-	}
-	return b.o
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -166,7 +167,7 @@ func (b brokenBackend) RoundTrip(r *http.Request) (*http.Response, error) {
 func (u *upstreams) newTransport(own *tls.Config) *http.Transport {
 	t := &http.Transport{
 		Proxy:                 nil, // never route backend traffic through an environment proxy
-		DialContext:           (&net.Dialer{Timeout: u.opts.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           countingDialer(&net.Dialer{Timeout: u.opts.DialTimeout, KeepAlive: 30 * time.Second}),
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   u.opts.MaxIdleConnsPerHost,
 		IdleConnTimeout:       u.opts.IdleConnTimeout,
@@ -179,6 +180,18 @@ func (u *upstreams) newTransport(own *tls.Config) *http.Transport {
 		t.TLSClientConfig = own.Clone()
 	}
 	return t
+}
+
+// countingDialer wraps every upstream connection in a countingConn, so that
+// a failed request can tell whether any byte of it was written (sendTrace).
+func countingDialer(d *net.Dialer) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c}, nil
+	}
 }
 
 // multiplexed is the round tripper of an HTTP/2 backend (h2c or h2). Each

@@ -49,8 +49,8 @@ type Candidate struct {
 	// (ns, +1µs) x (in flight + 1) / effective weight, lc's (in flight +
 	// 1) / effective weight; 0 for rr and wrr, which have none.
 	Cost       float64
-	EWMA       time.Duration
-	Inflight   int64 // before this request took its slot
+	EWMA       time.Duration // the latency estimate as of the pick (an aging one decayed)
+	Inflight   int64         // before this request took its slot
 	Weight     int
 	WarmFactor float64
 	Sampled    bool // one of the two p2c-ewma drew
@@ -68,11 +68,12 @@ func (p *Picker) PickExplain(r *http.Request, client string, tried []*backendact
 		ex.Candidates = make([]Candidate, 0, len(p.all))
 	}
 	ex.Candidates = ex.Candidates[:0]
+	now := &lazyNow{clock: p.now}
 	for _, h := range p.all {
 		s := h.Snapshot()
 		ex.Candidates = append(ex.Candidates, Candidate{
-			Handle: h, State: s.State, EWMA: s.EWMA, Inflight: h.Inflight(), Weight: s.Weight,
-			WarmFactor: s.WarmFactor, Cost: p.cost(h), Canary: h == p.canary,
+			Handle: h, State: s.State, EWMA: agingLatency(h, s, now), Inflight: h.Inflight(), Weight: s.Weight,
+			WarmFactor: s.WarmFactor, Cost: p.cost(h, now), Canary: h == p.canary,
 		})
 	}
 	h, err := p.pick(r, client, tried, ex)
@@ -91,10 +92,11 @@ func (p *Picker) PickExplain(r *http.Request, client string, tried []*backendact
 }
 
 // cost is the policy's figure for h now (see Candidate.Cost).
-func (p *Picker) cost(h *backendactor.Handle) float64 {
+func (p *Picker) cost(h *backendactor.Handle, now *lazyNow) float64 {
 	switch p.policy {
 	case kindP2C:
-		return p2cCost(h)
+		s := h.Snapshot()
+		return p2cCost(agingLatency(h, s, now), h, s)
 	case kindLC:
 		return float64(h.Inflight()+1) / h.Snapshot().EffectiveWeight()
 	}
@@ -139,9 +141,10 @@ func (ex *Explanation) refuse(h *backendactor.Handle) {
 	}
 }
 
-func (ex *Explanation) sample(a, b *backendactor.Handle) {
+func (ex *Explanation) sample(a, b *backendactor.Handle, now *lazyNow) {
 	if ex != nil {
+		sa, sb := a.Snapshot(), b.Snapshot()
 		ex.sampled = [2]*backendactor.Handle{a, b}
-		ex.costs = [2]float64{p2cCost(a), p2cCost(b)}
+		ex.costs = [2]float64{p2cCost(agingLatency(a, sa, now), a, sa), p2cCost(agingLatency(b, sb, now), b, sb)}
 	}
 }

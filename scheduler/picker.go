@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/lbd/lbd/backendactor"
 )
@@ -54,6 +55,7 @@ type Picker struct {
 	canary    *backendactor.Handle
 	canaryPct float64 // 0..100
 	rnd       Rand
+	now       func() time.Time // p2c-ewma reads latency estimates as of now
 }
 
 // Policy returns the policy's name.

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"time"
+
 	"github.com/lbd/lbd/backendactor"
 )
 
@@ -63,11 +65,17 @@ func (p *Picker) pickLC(skip []*backendactor.Handle) *backendactor.Handle {
 // A backend with no samples yet costs 1µs per request in flight, so it is
 // tried at once and its EWMA learned.
 //
+// The latency is read as of now (Handle.Latency): an estimate that has gone
+// without samples decays, so a backend that was avoided for being slow is
+// tried again once its cost has fallen to the others' (after about
+// tau x ln(its latency / theirs)), and regains its share if it recovered.
+//
 // The draw first samples from all backends and rejects unusable ones, which
 // costs O(1) while most are usable; only when that fails does it list the
 // usable ones and draw among them, so a mostly-down set is still sampled
 // uniformly.
 func (p *Picker) pickP2C(skip []*backendactor.Handle, ex *Explanation) *backendactor.Handle {
+	now := &lazyNow{clock: p.now}
 	n := uint64(len(p.backends))
 	if n >= 4 {
 		for range 4 {
@@ -83,8 +91,8 @@ func (p *Picker) pickP2C(skip []*backendactor.Handle, ex *Explanation) *backenda
 			if _, ok := usable(b, skip); !ok {
 				continue
 			}
-			ex.sample(a, b)
-			return cheaper(a, b)
+			ex.sample(a, b, now)
+			return cheaper(a, b, now)
 		}
 	}
 	var buf [64]int
@@ -105,20 +113,50 @@ func (p *Picker) pickP2C(skip []*backendactor.Handle, ex *Explanation) *backenda
 	i := r % m
 	// The second choice is uniform over the other m-1 backends.
 	j := (i + 1 + (r>>32)%(m-1)) % m
-	ex.sample(p.backends[idx[i]], p.backends[idx[j]])
-	return cheaper(p.backends[idx[i]], p.backends[idx[j]])
+	ex.sample(p.backends[idx[i]], p.backends[idx[j]], now)
+	return cheaper(p.backends[idx[i]], p.backends[idx[j]], now)
 }
 
-func cheaper(a, b *backendactor.Handle) *backendactor.Handle {
-	if p2cCost(b) < p2cCost(a) {
+func cheaper(a, b *backendactor.Handle, now *lazyNow) *backendactor.Handle {
+	sa, sb := a.Snapshot(), b.Snapshot()
+	la, lb := sa.EWMA, sb.EWMA
+	if sa.Aging || sb.Aging { // out of line: over fresh estimates this stays a few loads
+		la, lb = agingLatency(a, sa, now), agingLatency(b, sb, now)
+	}
+	if p2cCost(lb, b, sb) < p2cCost(la, a, sa) {
 		return b
 	}
 	return a
 }
 
-func p2cCost(h *backendactor.Handle) float64 {
-	s := h.Snapshot()
-	return (float64(s.EWMA) + 1e3) * float64(h.Inflight()+1) / s.EffectiveWeight()
+// p2cCost is the expected wait per unit of weight: a backend of weight 2
+// is as cheap as one of weight 1 with half its latency or half its load, so
+// over many picks shares follow weights when latencies are equal.
+func p2cCost(lat time.Duration, h *backendactor.Handle, s *backendactor.Snapshot) float64 {
+	return (float64(lat) + 1e3) * float64(h.Inflight()+1) / s.EffectiveWeight()
+}
+
+// agingLatency is a candidate's latency as of the pick, read with the
+// picker's clock when the estimate ages.
+func agingLatency(h *backendactor.Handle, s *backendactor.Snapshot, now *lazyNow) time.Duration {
+	if !s.Aging {
+		return s.EWMA
+	}
+	return h.Latency(now.get())
+}
+
+// lazyNow reads the picker's clock at most once per pick, and only when a
+// candidate's estimate ages: most picks read no clock at all.
+type lazyNow struct {
+	clock func() time.Time
+	at    time.Time
+}
+
+func (n *lazyNow) get() time.Time {
+	if n.at.IsZero() {
+		n.at = n.clock()
+	}
+	return n.at
 }
 
 func (p *Picker) firstUsable(skip []*backendactor.Handle) *backendactor.Handle {

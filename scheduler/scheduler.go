@@ -68,7 +68,10 @@ type Config struct {
 	Backend  backendactor.Config
 	Registry *actor.Registry
 	Rand     Rand // nil: the runtime's generator
-	Logger   *slog.Logger
+	// Now is the picker's clock: p2c-ewma decays the latency estimates of
+	// backends that have gone without samples (see pickP2C). nil: time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Scheduler is the address of the scheduler actor plus its published picker.
@@ -88,6 +91,9 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	if cfg.Name == "" {
 		cfg.Name = DefaultPool
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	s := &Scheduler{name: cfg.Name}
 	st := &state{pub: s, cfg: cfg, cursor: new(atomic.Uint64)}
@@ -387,7 +393,7 @@ func (s *state) status() Status {
 func (s *state) rebuild() {
 	p := &Picker{
 		policy: s.kind, name: s.policy, all: slices.Clone(s.backends),
-		cursor: s.cursor, sticky: s.sticky, rnd: s.cfg.Rand,
+		cursor: s.cursor, sticky: s.sticky, rnd: s.cfg.Rand, now: s.cfg.Now,
 	}
 	for _, h := range s.backends {
 		if s.canaryPct > 0 && h.URL() == s.canaryURL {

@@ -37,13 +37,14 @@ func startLBD(ctx context.Context, bin, dir string, cfg *config.Config) (*lbdpro
 
 // backendView is one entry of GET /admin/backends.
 type backendView struct {
-	URL         string `json:"url"`
-	State       string `json:"state"`
-	Breaker     string `json:"breaker"`
-	Requests    uint64 `json:"requests"`
-	Failures    uint64 `json:"failures"`
-	Ejections   int    `json:"ejections"`
-	BreakerTrip int    `json:"breaker_trips"`
+	URL         string  `json:"url"`
+	State       string  `json:"state"`
+	Breaker     string  `json:"breaker"`
+	Requests    uint64  `json:"requests"`
+	EWMAms      float64 `json:"ewma_ms"`
+	Failures    uint64  `json:"failures"`
+	Ejections   int     `json:"ejections"`
+	BreakerTrip int     `json:"breaker_trips"`
 }
 
 // inRotation reports whether picks can reach the backend.

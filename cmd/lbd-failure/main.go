@@ -5,6 +5,8 @@
 //	go build -o bin/lbd ./cmd/lbd
 //	go run ./cmd/lbd-failure detect -lbd bin/lbd [-down 5s] [-rate 200] [-full-weight]
 //	go run ./cmd/lbd-failure flaky  -lbd bin/lbd [-modes none,breaker,outlier,retries,all] [-duration 30s] [-repeat 3]
+//	go run ./cmd/lbd-failure recover -lbd bin/lbd [-rate 1000] [-slower 20ms] [-spell 10s]
+//	go run ./cmd/lbd-failure kill   -lbd bin/lbd -backend bin/lbd-backend [-c 16] [-runs 10]
 //
 // detect: four synthetic backends and lbd at its default settings; one
 // backend dies with no traffic (only the health checks can tell), comes back
@@ -17,8 +19,17 @@
 // lbd, a closed-loop load of -c clients for -duration, and the share of
 // requests a client saw fail.
 //
-// lbd runs as a child process with a generated config; the backends and the
-// load generator run in this process. Everything listens on loopback ports
+// recover: three backends under p2c-ewma at an open-loop rate; the third
+// turns -slower for -spell and is then exactly as fast as the others. It
+// prints how long it took to be back above a -share of the requests, next to
+// what the EWMA's decay predicts (issue 10).
+//
+// kill: three lbd-backend processes, -c closed-loop GET clients; one backend
+// is SIGKILLed mid-load; it counts the errors clients saw, over -runs runs
+// (issue 19: the aim is none).
+//
+// lbd runs as a child process with a generated config; the backends (except
+// kill's) and the load generator run in this process. Everything listens on loopback ports
 // the kernel picks, and every run is bounded in time.
 package main
 
@@ -42,7 +53,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: lbd-failure detect|flaky [flags]   (-h after the scenario lists its flags)`
+const usage = `usage: lbd-failure detect|flaky|recover|kill [flags]   (-h after the scenario lists its flags)`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -79,6 +90,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			logger.Print(err)
 			return 1
 		}
+	case "recover":
+		o, err := parseRecover(args[1:], stderr)
+		if err != nil {
+			return flagError(err, stderr)
+		}
+		if !binaryExists(o.lbd, logger) {
+			return 1
+		}
+		res, err := recoverScenario(ctx, o, logger)
+		if err != nil {
+			logger.Print(err)
+			return 1
+		}
+		printRecover(stdout, o, res)
+	case "kill":
+		o, err := parseKill(args[1:], stderr)
+		if err != nil {
+			return flagError(err, stderr)
+		}
+		if !binaryExists(o.lbd, logger) || !binaryExists(o.backend, logger) {
+			return 1
+		}
+		runs, err := killScenario(ctx, o, logger)
+		printKill(stdout, o, runs)
+		if err != nil {
+			logger.Print(err)
+			return 1
+		}
 	default:
 		fmt.Fprintf(stderr, "lbd-failure: unknown scenario %q\n%s\n", args[0], usage)
 		return 2
@@ -95,7 +134,7 @@ func flagError(err error, stderr io.Writer) int {
 
 func binaryExists(path string, logger *log.Logger) bool {
 	if _, err := os.Stat(path); err != nil {
-		logger.Printf("%v (build it: go build -o bin/lbd ./cmd/lbd)", err)
+		logger.Printf("%v (build it: make build, or go build -o bin/lbd ./cmd/lbd and go build -o bin/lbd-backend ./cmd/lbd-backend)", err)
 		return false
 	}
 	return true
@@ -151,6 +190,68 @@ func parseFlaky(args []string, stderr io.Writer) (flakyOptions, error) {
 	check(o.concurrency >= 1 && o.concurrency <= 256, "-c %d: want 1..256", o.concurrency)
 	check(o.duration > 0 && o.duration <= 5*time.Minute, "-duration %v: want (0, 5m]", o.duration)
 	check(o.repeat >= 1 && o.repeat <= 10, "-repeat %d: want 1..10", o.repeat)
+	return o, errors.Join(errs...)
+}
+
+func parseRecover(args []string, stderr io.Writer) (recoverOptions, error) {
+	var o recoverOptions
+	fs := flag.NewFlagSet("lbd-failure recover", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.lbd, "lbd", "bin/lbd", "the lbd binary to run (make build)")
+	fs.Float64Var(&o.rate, "rate", 1000, "open-loop requests/s")
+	fs.DurationVar(&o.latency, "latency", time.Millisecond, "every backend's latency")
+	fs.DurationVar(&o.slower, "slower", 20*time.Millisecond, "added to the third backend's latency during the spell")
+	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "load before the spell")
+	fs.DurationVar(&o.spell, "spell", 10*time.Second, "how long the third backend is slower")
+	fs.DurationVar(&o.after, "after", 15*time.Second, "load after the spell")
+	fs.DurationVar(&o.window, "window", 250*time.Millisecond, "share sampling window")
+	fs.Float64Var(&o.share, "share", 0.2, "the share that counts as back")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var errs []error
+	check := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	check(o.rate > 0 && o.rate <= 5000, "-rate %g: want (0, 5000]", o.rate)
+	check(o.latency >= 0 && o.latency <= time.Second, "-latency %v: want 0..1s", o.latency)
+	check(o.slower > 0 && o.slower <= 10*time.Second, "-slower %v: want (0, 10s]", o.slower)
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"-warmup", o.warmup}, {"-spell", o.spell}, {"-after", o.after}} {
+		check(d.v > 0 && d.v <= 5*time.Minute, "%s %v: want (0, 5m]", d.name, d.v)
+	}
+	check(o.window >= 50*time.Millisecond && o.window <= 10*time.Second, "-window %v: want 50ms..10s", o.window)
+	check(o.share > 0 && o.share < 1, "-share %g: want (0, 1)", o.share)
+	return o, errors.Join(errs...)
+}
+
+func parseKill(args []string, stderr io.Writer) (killOptions, error) {
+	var o killOptions
+	fs := flag.NewFlagSet("lbd-failure kill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.lbd, "lbd", "bin/lbd", "the lbd binary to run (make build)")
+	fs.StringVar(&o.backend, "backend", "bin/lbd-backend", "the lbd-backend binary to run the backends with (make build)")
+	fs.IntVar(&o.concurrency, "c", 16, "GET clients (closed loop)")
+	fs.DurationVar(&o.before, "before", 2*time.Second, "load before the kill")
+	fs.DurationVar(&o.after, "after", 3*time.Second, "load after the kill")
+	fs.IntVar(&o.runs, "runs", 10, "runs")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	var errs []error
+	check := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	check(o.concurrency >= 1 && o.concurrency <= 256, "-c %d: want 1..256", o.concurrency)
+	check(o.before > 0 && o.before <= time.Minute, "-before %v: want (0, 1m]", o.before)
+	check(o.after > 0 && o.after <= time.Minute, "-after %v: want (0, 1m]", o.after)
+	check(o.runs >= 1 && o.runs <= 50, "-runs %d: want 1..50", o.runs)
 	return o, errors.Join(errs...)
 }
 

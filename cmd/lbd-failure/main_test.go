@@ -38,10 +38,29 @@ func TestFlagsAreBounded(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"none", "breaker", "outlier", "retries", "all"}, o.modes)
 	require.False(t, o.aimd)
+	for _, args := range [][]string{
+		{"-rate", "0"}, {"-rate", "1e6"}, {"-slower", "0s"}, {"-spell", "1h"}, {"-window", "1ms"}, {"-share", "1"},
+	} {
+		_, err := parseRecover(args, io.Discard)
+		require.Error(t, err, args)
+	}
+	r, err := parseRecover(nil, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 1000.0, r.rate)
+	require.Equal(t, 20*time.Millisecond, r.slower)
+	require.Equal(t, 10*time.Second, r.spell)
+	for _, args := range [][]string{{"-c", "0"}, {"-runs", "0"}, {"-runs", "51"}, {"-before", "1h"}} {
+		_, err := parseKill(args, io.Discard)
+		require.Error(t, err, args)
+	}
+	k, err := parseKill(nil, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 16, k.concurrency)
+	require.Equal(t, 10, k.runs)
 }
 
 func TestMissingBinaryIsReported(t *testing.T) {
-	for _, sc := range []string{"detect", "flaky"} {
+	for _, sc := range []string{"detect", "flaky", "recover", "kill"} {
 		var out, errb bytes.Buffer
 		require.Equal(t, 1, run(context.Background(), []string{sc, "-lbd", t.TempDir() + "/nope"}, &out, &errb))
 		require.Contains(t, errb.String(), "go build")
@@ -88,4 +107,26 @@ func TestClientErrors(t *testing.T) {
 	require.Equal(t, "0.00010%", percent(1, 1_000_000), "not rounded to zero")
 	require.Equal(t, "0.000%", percent(0, 100_000))
 	require.Equal(t, "-", percent(0, 0))
+}
+
+// TestRecoverSummary: "back" is the end of the first window after the spell
+// above the share, "for good" the first from which every later one is; the
+// expectation is the decay's grace + tau x ln(slow/fast) + a tick.
+func TestRecoverSummary(t *testing.T) {
+	o := recoverOptions{spell: 2 * time.Second, share: 0.2}
+	w := func(at time.Duration, b3 uint64) shareWindow {
+		return shareWindow{at: at, requests: [3]uint64{50, 50, b3}}
+	}
+	r := &recoverResult{slowEWMA: 21, fastEWMA: 1, windows: []shareWindow{
+		w(1500*time.Millisecond, 0), w(2*time.Second, 1), // the spell's second half: 1 of 201
+		w(2500*time.Millisecond, 5), w(3*time.Second, 40), w(3500*time.Millisecond, 10), // back, then not
+		w(4*time.Second, 30), w(4500*time.Millisecond, 33),
+	}}
+	r.summarise(o)
+	require.Equal(t, time.Second, r.back)
+	require.Equal(t, 2*time.Second, r.sustained)
+	require.InDelta(t, 1.0/201, r.duringShare, 1e-9)
+	require.InDelta(t, 0.2+3.0445+0.1, r.expectBack.Seconds(), 0.001)
+	require.InDelta(t, 40.0/140, w(0, 40).share(2), 1e-9)
+	require.Zero(t, shareWindow{}.share(2))
 }
