@@ -52,6 +52,10 @@ type Options struct {
 	Getenv func(string) string
 	// Version is shown in the start line and /admin/fleet.
 	Version string
+	// FDLimit returns the process's file descriptor limit (0: unlimited),
+	// which caps admission.max_connections (fds.go); nil reads and raises
+	// RLIMIT_NOFILE.
+	FDLimit func() uint64
 }
 
 // Daemon is one running lbd.
@@ -64,6 +68,7 @@ type Daemon struct {
 	proxy     *proxy.Handler
 	admission *proxy.Admission
 	clientIPs *proxy.ClientIPs
+	conns     *proxy.ConnGuard
 	accessLog *accessLogs
 	limiter   *limiterSlot
 	dumper    *controller.Dumper
@@ -87,6 +92,9 @@ func New(o Options) (_ *Daemon, err error) {
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
+	}
+	if o.FDLimit == nil {
+		o.FDLimit = fdLimit
 	}
 	cfg := o.Config
 	if err := cfg.Validate(); err != nil {
@@ -167,7 +175,8 @@ func (d *Daemon) Start() error {
 	}
 	d.log.Info("lbd started", "version", d.opts.Version, "listen", s.dataAddr(), "admin", s.adminAddr(),
 		"pools", len(t.Pools), "routes", len(t.Routes), "backends", backends,
-		"policy", t.Pools[0].Policy, "max_inflight", cfg.Admission.MaxInflight, "aimd", cfg.AIMD.Enabled,
+		"policy", t.Pools[0].Policy, "max_inflight", cfg.Admission.MaxInflight,
+		"max_connections", d.connectionCap(cfg), "aimd", cfg.AIMD.Enabled,
 		"health", !cfg.Health.Disabled, "state_file", cfg.StateFile)
 	if backends == 0 {
 		d.log.Warn("no backends: every request will be answered 503 no-backend until one is added (POST /admin/backends, or backends in the config file)")

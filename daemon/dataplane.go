@@ -20,6 +20,8 @@ func (d *Daemon) startDataPlane(cfg *config.Config) error {
 		return err
 	}
 	d.clientIPs = ips
+	d.conns = proxy.NewConnGuard(d.prom)
+	d.conns.Set(d.connectionCap(cfg), cfg.Timeouts.ClientStall.D())
 	d.limiter = &limiterSlot{}
 	if _, err := d.limiter.set(d, cfg.AIMD); err != nil {
 		return err
@@ -31,10 +33,10 @@ func (d *Daemon) startDataPlane(cfg *config.Config) error {
 	}
 	d.closers.push("access log", d.accessLog.close)
 	d.proxy = proxy.New(proxy.Options{
-		Admitter: d.admission, ClientIP: d.clientIPs.ClientIP, MaxBodyBytes: cfg.Admission.MaxBodyBytes,
-		Transport: transportOptions(cfg),
-		Upgrades:  proxy.UpgradeOptions{DrainTimeout: cfg.WebSocket.DrainTimeout.D()},
-		AccessLog: d.accessLog.log, Registerer: d.prom, Logger: d.log,
+		Admitter: d.admission, ClientIP: d.clientIPs.ClientIP, Live: proxyLive(cfg, d.accessLog.log),
+		Transport:  transportOptions(cfg),
+		Upgrades:   proxy.UpgradeOptions{DrainTimeout: cfg.WebSocket.DrainTimeout.D()},
+		Registerer: d.prom, Logger: d.log,
 	})
 	return nil
 }
@@ -134,5 +136,19 @@ func (d *Daemon) AdmissionStatus() AdmissionState {
 }
 
 func proxyLive(cfg *config.Config, log *proxy.AccessLog) proxy.Live {
-	return proxy.Live{MaxBodyBytes: cfg.Admission.MaxBodyBytes, AccessLog: log}
+	a := cfg.Admission
+	return proxy.Live{MaxBodyBytes: a.MaxBodyBytes, ClientStall: cfg.Timeouts.ClientStall.D(),
+		MaxHeaderCount: a.MaxHeaderCount, MaxURIBytes: a.MaxURIBytes, AccessLog: log}
+}
+
+// connectionCap is admission.max_connections as the file descriptor limit
+// lets lbd serve it; lowering it is logged once per setting.
+func (d *Daemon) connectionCap(cfg *config.Config) int {
+	n, lowered := connectionCap(cfg.Admission.MaxConnections, d.opts.FDLimit())
+	if lowered && d.conns != nil && d.conns.Limit() != int64(n) {
+		d.log.Warn("admission.max_connections lowered to what the file descriptor limit serves",
+			"max_connections", cfg.Admission.MaxConnections, "effective", n, "fd_limit", d.opts.FDLimit(),
+			"reserve", fdReserve)
+	}
+	return n
 }

@@ -152,6 +152,9 @@ func (g *admissionGen) Done(latency time.Duration, failed bool) {
 	}
 }
 
+// Leave implements Ticket: the request is over and gives no sample.
+func (g *admissionGen) Leave() { g.a.inflight.Add(-1) }
+
 // failedUpstream says whether an admitted request counts as a failure for
 // the adaptive limit: a 5xx or timeout from upstream. lbd's own refusals
 // (no-backend) say nothing about how loaded the backends are, and counting

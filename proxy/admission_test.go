@@ -164,15 +164,15 @@ func TestRejectHeaders(t *testing.T) {
 
 func TestOnlyUpstreamFailuresCountForTheLimit(t *testing.T) {
 	for _, c := range []struct {
-		st   reqState
+		st   *reqState
 		want bool
 	}{
-		{reqState{status: http.StatusOK}, false},
-		{reqState{status: http.StatusBadGateway}, true},
-		{reqState{status: http.StatusGatewayTimeout}, true},
-		{reqState{status: http.StatusInternalServerError}, true},
-		{reqState{status: http.StatusServiceUnavailable, rejected: RejectNoBackend}, false},
-		{reqState{status: http.StatusRequestEntityTooLarge, rejected: RejectBodyTooLarge}, false},
+		{&reqState{status: http.StatusOK}, false},
+		{&reqState{status: http.StatusBadGateway}, true},
+		{&reqState{status: http.StatusGatewayTimeout}, true},
+		{&reqState{status: http.StatusInternalServerError}, true},
+		{&reqState{status: http.StatusServiceUnavailable, rejected: RejectNoBackend}, false},
+		{&reqState{status: http.StatusRequestEntityTooLarge, rejected: RejectBodyTooLarge}, false},
 	} {
 		require.Equal(t, c.want, c.st.failedUpstream(), "%d %q", c.st.status, c.st.rejected)
 	}

@@ -33,7 +33,14 @@ type PickerSource interface {
 type Live struct {
 	// MaxBodyBytes caps request bodies (413 beyond); 0 means no limit.
 	MaxBodyBytes int64
-	AccessLog    *AccessLog // nil logs nothing
+	// ClientStall cuts a client that has sent no body byte, or taken no
+	// response byte, for this long (stall.go); 0 means never.
+	ClientStall time.Duration
+	// MaxHeaderCount caps a request's header fields (431 beyond) and
+	// MaxURIBytes its request target (414 beyond); 0 means no cap.
+	MaxHeaderCount int
+	MaxURIBytes    int
+	AccessLog      *AccessLog // nil logs nothing
 }
 
 // Admitter decides whether a request may start (rate limits, global and
@@ -51,6 +58,9 @@ type Admitter interface {
 // must not allocate one per request: a pointer to a long-lived value does.
 type Ticket interface {
 	Done(latency time.Duration, failed bool)
+	// Leave is Done for a request whose time says nothing about the
+	// backends (the client failed to send its body): no latency sample.
+	Leave()
 }
 
 // Options configure New.
@@ -66,9 +76,8 @@ type Options struct {
 	Transport TransportOptions
 	Retries   RetryOptions
 	Upgrades  UpgradeOptions
-	// MaxBodyBytes caps request bodies (413 beyond); 0 means no limit.
-	MaxBodyBytes int64
-	AccessLog    *AccessLog // nil logs nothing
+	// Live are the first data-plane settings (SetLive replaces them).
+	Live Live
 	// Registerer receives the data-plane metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 	Policy     func() string // the policy name for access logs; nil reads the picker
@@ -100,7 +109,8 @@ func New(o Options) *Handler {
 	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), ups: newUpgrades(o.Upgrades)}
 	h.tr = &retryTransport{h: h}
 	h.tr.ups.Store(newUpstreams(o.Transport, h.metrics))
-	h.live.Store(&Live{MaxBodyBytes: o.MaxBodyBytes, AccessLog: o.AccessLog})
+	live := o.Live
+	h.live.Store(&live)
 	var pools map[string]*Pool
 	if o.Scheduler != nil {
 		pools = map[string]*Pool{config.DefaultPool: NewPool(config.DefaultPool, o.Scheduler, PoolSettings{Retries: o.Retries})}
@@ -171,6 +181,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.finish(st, r)
 		return
 	}
+	st.wrapBody(r, st.live.ClientStall)
+	st.watchWrites(r, st.live.ClientStall)
+	defer st.stopWatches()
+	early := r.GetBody == nil && r.ContentLength > 0
+	if !h.bufferEarly(r, st) {
+		h.finish(st, r)
+		return
+	}
+	early = early && r.GetBody != nil
 
 	ctx, done, ok := h.enter(w, r, st)
 	if !ok {
@@ -187,6 +206,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st.ticket = ticket
+		if early {
+			st.admitted = time.Since(st.start)
+		}
 		defer st.leaveAdmission()
 	}
 	if !st.pool.enter(st.settings) {

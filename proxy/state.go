@@ -34,15 +34,23 @@ type reqState struct {
 	pool       *Pool         // its pool
 	settings   *PoolSettings // the pool's settings when the request started
 	live       *Live         // the data plane's settings when the request started
+	body       clientBody    // the request body's wrapper (clientbody.go), when it has one
+	writes     stallWatch    // HTTP/2 writes to the client (stall.go)
+	admitted   time.Duration // from start to admission, when the body was read before it
 }
 
 // leaveAdmission gives the request's place under the limits back, once:
 // when it ends, or earlier when it became an upgraded connection, whose
 // life is not a request's and must not hold a place under the concurrency
-// limits.
+// limits. A request whose body the client botched gives no latency sample:
+// its time is the client's, not the backends'.
 func (s *reqState) leaveAdmission() {
 	if t := s.ticket; t != nil {
 		s.ticket = nil
+		if s.body.failure.Load() != nil {
+			t.Leave()
+			return
+		}
 		t.Done(s.latency(), s.failedUpstream())
 	}
 }
@@ -53,12 +61,20 @@ func (s *reqState) tried() []*backendactor.Handle { return s.tries[:min(s.attemp
 // response headers, which is where queueing in lbd and in the backend
 // shows, so that a long download, an SSE stream or a WebSocket does not
 // read as a slow backend. Without headers (the client left) it is the whole
-// request.
+// request. It starts at admission when the body was read before it, and
+// at the end of the body when that came before the headers: how long a
+// client takes to send its body says nothing about the backends, and a
+// slow upload must not drive the limit down.
 func (s *reqState) latency() time.Duration {
-	if s.headers > 0 {
-		return s.headers
+	end := s.headers
+	if end <= 0 {
+		end = time.Since(s.start)
 	}
-	return time.Since(s.start)
+	from := s.admitted
+	if e := s.body.endedAt(); e > from && e < end {
+		from = e
+	}
+	return end - from
 }
 
 // WriteHeader records the status.
@@ -73,7 +89,9 @@ func (s *reqState) WriteHeader(code int) {
 // Write records the bytes sent.
 func (s *reqState) Write(b []byte) (int, error) {
 	s.wrote = true
+	s.writes.begin()
 	n, err := s.ResponseWriter.Write(b)
+	s.writes.end()
 	s.bytes += int64(n)
 	return n, err
 }
@@ -84,7 +102,9 @@ func (s *reqState) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // Flush passes flushes through for streaming responses.
 func (s *reqState) Flush() {
 	s.wrote = true
+	s.writes.begin()
 	_ = http.NewResponseController(s.ResponseWriter).Flush()
+	s.writes.end()
 }
 
 // reject answers the request from lbd itself with a reason header.

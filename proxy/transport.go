@@ -173,6 +173,9 @@ func classifyStatus(resp *http.Response) backendactor.Outcome {
 }
 
 func classifyErr(ctx context.Context, err error) backendactor.Outcome {
+	if clientFault(ctx, err) { // the client's body failed, or lbd ran out of descriptors (clientbody.go)
+		return backendactor.Canceled
+	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return backendactor.Canceled
 	}
@@ -241,7 +244,7 @@ func (b *releaseBody) outcome() backendactor.Outcome {
 	if b.resp.StatusCode == http.StatusSwitchingProtocols || b.o != backendactor.Success {
 		return b.o
 	}
-	clientGone := b.resp.Request != nil && b.resp.Request.Context().Err() != nil
+	clientGone := b.resp.Request != nil && (b.resp.Request.Context().Err() != nil || clientFault(b.resp.Request.Context(), nil))
 	switch {
 	case b.broken.Load() && !clientGone:
 		return backendactor.GatewayError

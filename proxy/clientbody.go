@@ -1,0 +1,146 @@
+package proxy
+
+// The request body as lbd reads it. A failure to read it is the client's:
+// a malformed chunked body, a body over admission.max_body_bytes, a client
+// that sends part of it and stops or goes away. The upstream transport
+// only sees that writing the request failed, and a backend must never be
+// blamed for that (breaker, outlier detection, the adaptive limit): with
+// ten such requests one client could take every backend out of service.
+// So the body is wrapped, its errors recorded where the transport's
+// classification and the error handler look first (clientFault), and the
+// client answered with its own status: 400, 408 (stalled, stall.go), 413,
+// or 499 when it is gone.
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Reject reasons of requests whose body failed (X-Lbd-Reject).
+const (
+	RejectBadBody     = "bad-body"     // 400: malformed or cut short
+	RejectClientStall = "client-stall" // 408: no body byte for timeouts.client_stall
+)
+
+// clientBody wraps a request body; it lives inside the request's reqState.
+type clientBody struct {
+	src     io.ReadCloser
+	start   time.Time
+	watch   stallWatch
+	ended   atomic.Int64 // 1 + offset from start of the end of the body; 0 until then
+	failure atomic.Pointer[bodyFailure]
+}
+
+// bodyFailure is the first read error of a body and how it is answered.
+type bodyFailure struct {
+	err    error
+	status int
+	reason string
+}
+
+// clientBodyError marks an error returned by a client body's Read, so that
+// whoever sees it (the transport's caller) knows where it came from.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string {
+	return "reading the client's request body: " + e.err.Error()
+}
+func (e *clientBodyError) Unwrap() error { return e.err }
+
+// wrapBody installs the wrapper on r; limit is timeouts.client_stall.
+func (s *reqState) wrapBody(r *http.Request, limit time.Duration) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	b := &s.body
+	b.src, b.start = r.Body, s.start
+	b.watch.limit, b.watch.base, b.watch.rw = limit, s.start, s.ResponseWriter
+	r.Body = b
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	b.watch.begin()
+	n, err := b.src.Read(p)
+	b.watch.end()
+	switch {
+	case err == nil:
+		return n, nil
+	case err == io.EOF:
+		b.ended.CompareAndSwap(0, int64(time.Since(b.start))+1)
+		b.watch.stop()
+		return n, err
+	}
+	b.failed(err)
+	b.watch.stop()
+	return n, &clientBodyError{err}
+}
+
+func (b *clientBody) Close() error { return b.src.Close() }
+
+func (b *clientBody) failed(err error) {
+	f := &bodyFailure{err: err, status: http.StatusBadRequest, reason: RejectBadBody}
+	switch {
+	case b.watch.stalled.Load() || isTimeout(err):
+		f.status, f.reason = http.StatusRequestTimeout, RejectClientStall
+	case isBodyTooLarge(err):
+		f.status, f.reason = http.StatusRequestEntityTooLarge, RejectBodyTooLarge
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed):
+		f.status, f.reason = statusClientClosed, ""
+	}
+	b.failure.CompareAndSwap(nil, f)
+}
+
+// endedAt is the offset from the request's start at which its body was
+// read to the end, or 0 when it was not (yet, or ever).
+func (b *clientBody) endedAt() time.Duration {
+	if e := b.ended.Load(); e > 0 {
+		return time.Duration(e - 1)
+	}
+	return 0
+}
+
+// statusClientClosed is nginx's "client closed request": logged, never sent.
+const statusClientClosed = 499
+
+// clientFault reports whether a failed forward is the client's doing: its
+// body could not be read, or lbd itself is out of file descriptors (which
+// says nothing about the backend either). The transport counts such a
+// failure as Canceled for the backend.
+func clientFault(ctx context.Context, err error) bool {
+	if st := stateOf(ctx); st != nil && st.body.failure.Load() != nil {
+		return true
+	}
+	var cbe *clientBodyError
+	return errors.As(err, &cbe) || localExhaustion(err)
+}
+
+// localExhaustion reports an error of lbd's own making: no descriptor left
+// for a new connection (EMFILE, ENFILE).
+func localExhaustion(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// answerBodyFailure answers a request whose body failed, and reports
+// whether it did. The connection is closed after the answer: what is left
+// of the body cannot be told from a next request.
+func (s *reqState) answerBodyFailure(r *http.Request) bool {
+	f := s.body.failure.Load()
+	if f == nil {
+		return false
+	}
+	if f.status == statusClientClosed {
+		s.status = statusClientClosed
+		return true
+	}
+	if r.ProtoMajor == 1 {
+		s.Header().Set("Connection", "close")
+	}
+	s.reject(f.status, f.reason, 0)
+	return true
+}

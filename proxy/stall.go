@@ -1,0 +1,135 @@
+package proxy
+
+// Stalled clients (timeouts.client_stall). A client that stops sending its
+// request body, or stops taking its response, would hold lbd's places (an
+// admission place, a backend slot, a backend connection) for as long as it
+// likes. lbd cuts it once one read of its body, or one write to it, has
+// been waiting for client_stall: nginx's client_body_timeout and
+// send_timeout, measured the same way (between two successive operations,
+// not over the whole transfer).
+//
+// The time runs only while an operation is pending, so a backend that
+// takes minutes to read the body or to produce the next SSE event never
+// makes a healthy client look stalled. Two mechanisms cover it:
+//
+//   - writes on a client connection (HTTP/1, the HTTP/2 connection as a
+//     whole, TLS, upgraded connections) extend the connection's write
+//     deadline before each write (conns.go): a write blocked that long
+//     fails, whoever makes it;
+//   - a read of the request body (HTTP/1 and HTTP/2) and a write to one
+//     HTTP/2 stream (which HTTP/2 flow control can block while the
+//     connection is fine) are watched by a stallWatch: the operation marks
+//     itself pending with two atomic stores, and one timer per request,
+//     armed on the first operation, checks at most every client_stall and
+//     cuts only an operation still pending since then.
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// stallWatch watches one direction of one request. begin and end bracket
+// each operation; they are called by one goroutine at a time. The zero
+// value with limit 0 watches nothing.
+type stallWatch struct {
+	limit time.Duration
+	base  time.Time           // offsets are monotonic durations since base
+	rw    http.ResponseWriter // the server's writer, whose deadline a cut sets
+	write bool                // watches writes (else reads)
+
+	pending atomic.Int64 // 1 + offset at which the pending operation began; 0: none
+	stalled atomic.Bool  // cut was called
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	stopped bool // the request is over: cut must not run (the ResponseController is dead)
+}
+
+func (w *stallWatch) begin() {
+	if w.limit <= 0 {
+		return
+	}
+	w.pending.Store(int64(time.Since(w.base)) + 1)
+	if w.timer == nil {
+		w.arm()
+	}
+}
+
+func (w *stallWatch) end() {
+	if w.limit > 0 {
+		w.pending.Store(0)
+	}
+}
+
+func (w *stallWatch) arm() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer == nil && !w.stopped {
+		w.timer = time.AfterFunc(w.limit, w.check)
+	}
+}
+
+// check runs on the timer: it cuts an operation pending for the limit and
+// otherwise looks again when the pending one (or the next) could reach it.
+func (w *stallWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	next := w.limit
+	if p := w.pending.Load(); p != 0 {
+		waited := time.Since(w.base) - time.Duration(p-1)
+		if waited >= w.limit {
+			w.stalled.Store(true)
+			w.cut()
+			return
+		}
+		next = w.limit - waited
+	}
+	w.timer.Reset(next)
+}
+
+// cut makes the pending operation fail at once.
+func (w *stallWatch) cut() {
+	rc := http.NewResponseController(w.rw)
+	if w.write {
+		_ = rc.SetWriteDeadline(pastDeadline)
+	} else {
+		_ = rc.SetReadDeadline(pastDeadline)
+	}
+}
+
+// stop ends the watch; after it returns, cut is never called.
+func (w *stallWatch) stop() {
+	if w.limit <= 0 {
+		return
+	}
+	w.mu.Lock()
+	w.stopped = true
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.mu.Unlock()
+}
+
+// pastDeadline is a deadline already over: setting it fails a pending
+// read or write at once (HTTP/1: the connection's; HTTP/2: the stream's).
+var pastDeadline = time.Unix(1, 0)
+
+// watchWrites starts watching the request's writes to an HTTP/2 stream;
+// HTTP/1 writes are bounded by their connection's deadline (conns.go).
+func (s *reqState) watchWrites(r *http.Request, limit time.Duration) {
+	if r.ProtoMajor != 2 || limit <= 0 {
+		return
+	}
+	s.writes.limit, s.writes.base, s.writes.rw, s.writes.write = limit, s.start, s.ResponseWriter, true
+}
+
+// stopWatches ends both watches before the handler returns.
+func (s *reqState) stopWatches() {
+	s.body.watch.stop()
+	s.writes.stop()
+}
