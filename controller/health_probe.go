@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lbd/lbd/backendactor"
@@ -82,7 +83,10 @@ func (p *HTTPProber) Probe(ctx context.Context, h *backendactor.Handle) ProbeRes
 	req.Header.Set("User-Agent", "lbd-health-check")
 	resp, err := p.transport(h).RoundTrip(req)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		switch {
+		case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
+			return ProbeResult{Result: ProbeLocalError, Detail: "lbd is out of file descriptors: " + shortError(err)}
+		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 			return ProbeResult{Result: ProbeTimeout, Detail: "no answer within the probe timeout"}
 		}
 		return ProbeResult{Result: ProbeError, Detail: shortError(err)}

@@ -24,6 +24,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,6 +81,7 @@ type Daemon struct {
 
 	owner   *owner
 	servers *servers
+	started atomic.Pointer[servers] // servers, for other goroutines once Start has set it
 	closers closers
 	wg      sync.WaitGroup // background work the daemon owns (pools stopping)
 }
@@ -168,6 +170,7 @@ func (d *Daemon) Start() error {
 		return err
 	}
 	d.servers = s
+	d.started.Store(s)
 	t := d.owner.table()
 	backends := 0
 	for _, p := range t.Pools {

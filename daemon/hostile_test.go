@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"bufio"
+	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -231,4 +233,83 @@ func TestClientsThatStopReadingAreCut(t *testing.T) {
 		require.NoError(t, err, "the connection itself is fine")
 		resp2.Body.Close()
 	})
+}
+
+// gaugeOf reads a gauge or counter without labels from /metrics.
+func gaugeOf(t *testing.T, adminURL, name string) float64 {
+	t.Helper()
+	mf, ok := scrape(t, adminURL)[name]
+	require.True(t, ok, name)
+	m := mf.GetMetric()[0]
+	if g := m.GetGauge(); g != nil {
+		return g.GetValue()
+	}
+	return m.GetCounter().GetValue()
+}
+
+// served reports whether a new connection gets an answer.
+func served(addr string) bool {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: lbd\r\n\r\n"); err != nil {
+		return false
+	}
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	return statusOf(line) == "200"
+}
+
+// Item 10 of issue 19: idle connections cannot take every descriptor.
+// Beyond admission.max_connections new connections are closed at accept
+// (counted), the admin listener and the probes keep working, and the cap
+// follows a reload.
+func TestMaxConnectionsRefusesBeyondTheCap(t *testing.T) {
+	l := startLBD(t, startBackends(t, synth.Knobs{Name: "a"}), func(cfg *config.Config) {
+		cfg.Admission.MaxConnections = 5
+	})
+	addr := strings.TrimPrefix(l.url, "http://")
+	var idle []net.Conn
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	for range 5 {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		idle = append(idle, c)
+	}
+	eventually(t, 5*time.Second, "the idle connections are counted", func() bool {
+		return gaugeOf(t, l.adminURL, "lbd_connections_open") == 5
+	})
+	require.False(t, served(addr), "a sixth connection is refused")
+	require.GreaterOrEqual(t, gaugeOf(t, l.adminURL, "lbd_connections_refused_total"), 1.0)
+	mustAdmin(t, l.adminURL, "GET", "/admin/backends", "") // the admin listener is not behind the cap
+
+	require.NoError(t, l.reload(t, testConfig(l.backends, func(c *config.Config) { c.Admission.MaxConnections = 6 })))
+	require.True(t, served(addr), "the new cap applies at once")
+
+	idle[0].Close()
+	idle = idle[1:]
+	eventually(t, 5*time.Second, "a closed connection gives its place back", func() bool {
+		return gaugeOf(t, l.adminURL, "lbd_connections_open") == 4
+	})
+}
+
+func TestMaxConnectionsFollowsTheDescriptorLimit(t *testing.T) {
+	cfg := testConfig(startBackends(t, synth.Knobs{Name: "a"}), nil)
+	d, err := New(Options{Config: cfg, Logger: slog.New(slog.DiscardHandler), Getenv: func(string) string { return "" },
+		FDLimit: func() uint64 { return 1024 }})
+	require.NoError(t, err)
+	require.NoError(t, d.Start())
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, d.Shutdown(ctx))
+	}()
+	require.Equal(t, 448.0, gaugeOf(t, "http://"+d.AdminAddr(), "lbd_connections_limit"),
+		"10000 configured, but 1024 descriptors serve (1024 - 128) / 2")
 }

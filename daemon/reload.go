@@ -41,6 +41,13 @@ func (o *owner) doReload(next *config.Config, dryRun bool) (*ReloadPlan, error) 
 	prev := o.file
 	ov := routing.Rebase(o.ov, routing.FileOf(prev), routing.FileOf(next))
 	table := routing.Effective(next, ov, o.disc)
+	listens := []string{next.Listen}
+	if next.Listen == prev.Listen {
+		listens = o.d.dataListens(next.Listen)
+	}
+	if err := refuseSelf(table, listens); err != nil {
+		return nil, err
+	}
 	plan := &ReloadPlan{DryRun: dryRun, Settings: config.Diff(prev, next), Routing: routing.Diff(o.cur, table)}
 	if plan.Settings == nil {
 		plan.Settings = []config.SettingChange{}

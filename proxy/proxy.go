@@ -82,6 +82,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	Policy     func() string // the policy name for access logs; nil reads the picker
 	Logger     *slog.Logger
+	// InstanceID names this lbd in the Via entry of forwarded requests,
+	// which is how a request that loops back is recognised; "" makes one.
+	InstanceID string
 }
 
 // Handler is the data-plane http.Handler.
@@ -94,6 +97,7 @@ type Handler struct {
 	ups     *upgrades
 	metrics *metrics
 	log     *slog.Logger
+	via     via
 
 	active atomic.Int64 // requests being proxied, for the retry budget
 }
@@ -106,7 +110,10 @@ func New(o Options) *Handler {
 	if o.ClientIP == nil {
 		o.ClientIP = PeerIP
 	}
-	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), ups: newUpgrades(o.Upgrades)}
+	if o.InstanceID == "" {
+		o.InstanceID = xid.New().String()
+	}
+	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), ups: newUpgrades(o.Upgrades), via: newVia(o.InstanceID)}
 	h.tr = &retryTransport{h: h}
 	h.tr.ups.Store(newUpstreams(o.Transport, h.metrics))
 	live := o.Live
@@ -117,7 +124,7 @@ func New(o Options) *Handler {
 	}
 	h.routes.Store(h.NewRoutes(nil, pools))
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:      rewrite,
+		Rewrite:      h.rewrite,
 		Transport:    h.tr,
 		BufferPool:   bufferPool{},
 		ErrorHandler: h.errorHandler,
@@ -125,6 +132,9 @@ func New(o Options) *Handler {
 	}
 	return h
 }
+
+// InstanceID returns the id this lbd puts in Via.
+func (h *Handler) InstanceID() string { return h.opts.InstanceID }
 
 // SetRoutes installs a new routing table; requests already routed keep
 // their pool.
@@ -161,15 +171,16 @@ func stateOf(ctx context.Context) *reqState {
 // ServeHTTP proxies one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &reqState{ResponseWriter: w, start: time.Now(), status: http.StatusOK, live: h.live.Load()}
-	st.id = r.Header.Get("X-Request-Id")
-	if st.id == "" || len(st.id) > 128 {
-		st.id = xid.New().String()
-		r.Header.Set("X-Request-Id", st.id)
-	}
+	st.id = requestID(r.Header)
 	w.Header().Set("X-Request-Id", st.id)
+	closeAfterChunked(w, r)
 	st.client = h.opts.ClientIP(r)
 	if isGRPC(r.Header) {
 		st.grpc = newGRPCCall(r.Header, st.start)
+	}
+	if h.refuse(st, r) {
+		h.finish(st, r)
+		return
 	}
 	if st.route = h.routes.Load().match(r); st.route == nil {
 		st.reject(http.StatusNotFound, RejectNoRoute, 0)
@@ -242,15 +253,29 @@ func (h *Handler) finish(st *reqState, r *http.Request) {
 	}
 }
 
-// rewrite sets X-Forwarded-For (appending to what arrived), -Host and
-// -Proto, and strips the route's path prefix when it says so. The upstream
-// URL is set per attempt by the transport, once a backend is picked; the
-// Host header stays the client's.
-func rewrite(pr *httputil.ProxyRequest) {
+// rewrite sets lbd's own headers on the outgoing request, after
+// ReverseProxy removed the hop-by-hop ones (so a client's "Connection:
+// X-Request-Id" cannot strip them): X-Forwarded-For (appending to what
+// arrived), -Host and -Proto, X-Request-Id, X-Real-IP (the client as the
+// trusted-proxy rules name it, never what the client claims) and this
+// lbd's Via entry. It strips the route's path prefix when it says so. The
+// upstream URL is set per attempt by the transport, once a backend is
+// picked; the Host header stays the client's.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 	pr.SetXForwarded()
 	pr.Out.URL.Scheme = "http"
-	if st := stateOf(pr.In.Context()); st != nil && st.route.stripPrefix {
+	out := pr.Out.Header
+	out.Add("Via", h.via.entry(pr.In))
+	st := stateOf(pr.In.Context())
+	if st == nil {
+		return
+	}
+	if v := out["X-Request-Id"]; len(v) != 1 || v[0] != st.id {
+		out.Set("X-Request-Id", st.id)
+	}
+	out.Set("X-Real-Ip", st.client)
+	if st.route.stripPrefix {
 		pr.Out.URL.Path, pr.Out.URL.RawPath = st.route.strip(pr.Out.URL.Path, pr.Out.URL.RawPath)
 	}
 }
