@@ -216,6 +216,8 @@ func TestClientsThatStopReadingAreCut(t *testing.T) {
 		_, err = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: lbd\r\n\r\n")
 		require.NoError(t, err)
 		eventually(t, 5*time.Second, "the download starts", func() bool { _, b := inflight(t, l); return b == 1 })
+		a, _ := inflight(t, l)
+		require.Zero(t, a, "a response streaming to its client holds its backend slot, not an admission place")
 		requireReleased(t, l, "a client that reads nothing")
 	})
 	t.Run("http2", func(t *testing.T) {
@@ -312,4 +314,37 @@ func TestMaxConnectionsFollowsTheDescriptorLimit(t *testing.T) {
 	}()
 	require.Equal(t, 448.0, gaugeOf(t, "http://"+d.AdminAddr(), "lbd_connections_limit"),
 		"10000 configured, but 1024 descriptors serve (1024 - 128) / 2")
+}
+
+// Slow uploads once held every place of an adaptive limit that a latency
+// spike had lowered, and with nothing completing the limit never rose
+// again: one client locked everyone out. Requests still receiving their
+// body now count for the hard cap only.
+func TestSlowUploadsCannotHoldTheAdaptiveLimit(t *testing.T) {
+	_, bURL := startBodyBackend(t, http.StatusOK)
+	l := startLBD(t, nil, func(cfg *config.Config) {
+		cfg.Backends = []config.Backend{{URL: bURL, Weight: 1, Protocol: "http1"}}
+		cfg.AIMD.MinLimit, cfg.AIMD.MaxLimit = 2, 2 // the limit a spike left behind, pinned
+		cfg.Health.Disabled = true
+	})
+	addr := strings.TrimPrefix(l.url, "http://")
+	var uploads []net.Conn
+	defer func() {
+		for _, c := range uploads {
+			c.Close()
+		}
+	}()
+	for range 4 {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		uploads = append(uploads, c)
+		_, err = io.WriteString(c, "POST / HTTP/1.1\r\nHost: lbd\r\nContent-Length: 1000000\r\n\r\nfirst bytes")
+		require.NoError(t, err)
+	}
+	eventually(t, 5*time.Second, "every upload is under way", func() bool {
+		return l.d.AdmissionStatus().Admission.Uploading == 4
+	})
+	for range 10 {
+		mustGet200(t, l.url+"/")
+	}
 }

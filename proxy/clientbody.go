@@ -35,6 +35,11 @@ type clientBody struct {
 	watch   stallWatch
 	ended   atomic.Int64 // 1 + offset from start of the end of the body; 0 until then
 	failure atomic.Pointer[bodyFailure]
+	// upload is the ticket told of the upload (Ticket.Upload), set before
+	// the body is first read and never changed; uploading is true until
+	// the body ends or the request leaves admission, whichever is first.
+	upload    Ticket
+	uploading atomic.Bool
 }
 
 // bodyFailure is the first read error of a body and how it is answered.
@@ -74,11 +79,33 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		b.ended.CompareAndSwap(0, int64(time.Since(b.start))+1)
 		b.watch.stop()
+		b.endUpload()
 		return n, err
 	}
 	b.failed(err)
 	b.watch.stop()
+	b.endUpload()
 	return n, &clientBodyError{err}
+}
+
+// startUpload tells t that the body is still to come, for a body that
+// streams (one read before admission, or none, needs no telling). It runs
+// on the request's goroutine after Admit and before anything reads the
+// body.
+func (b *clientBody) startUpload(t Ticket) {
+	if b.src == nil || b.ended.Load() != 0 || b.failure.Load() != nil {
+		return
+	}
+	b.upload = t
+	b.uploading.Store(true)
+	t.Upload(true)
+}
+
+// endUpload tells the ticket, once, that the upload is over.
+func (b *clientBody) endUpload() {
+	if b.uploading.CompareAndSwap(true, false) {
+		b.upload.Upload(false)
+	}
 }
 
 func (b *clientBody) Close() error { return b.src.Close() }

@@ -80,12 +80,19 @@ func TestBackendErrorsStillCount(t *testing.T) {
 
 // ticketLog records what a request told its admission ticket.
 type ticketLog struct {
-	done, left int
-	latency    time.Duration
+	done, left, uploads int
+	latency             time.Duration
 }
 
 func (l *ticketLog) Done(d time.Duration, _ bool) { l.done++; l.latency = d }
 func (l *ticketLog) Leave()                       { l.left++ }
+func (l *ticketLog) Upload(started bool) {
+	if started {
+		l.uploads++
+	} else {
+		l.uploads--
+	}
+}
 
 func TestBodyFailureGivesTheAdaptiveLimitNoSample(t *testing.T) {
 	st := &reqState{ResponseWriter: httptest.NewRecorder(), start: time.Now()}

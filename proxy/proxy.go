@@ -61,6 +61,9 @@ type Ticket interface {
 	// Leave is Done for a request whose time says nothing about the
 	// backends (the client failed to send its body): no latency sample.
 	Leave()
+	// Upload says the request's body is still arriving from the client
+	// (true, told once after Admit) or no longer (false, told once).
+	Upload(started bool)
 }
 
 // Options configure New.
@@ -220,6 +223,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if early {
 			st.admitted = time.Since(st.start)
 		}
+		st.body.startUpload(ticket)
 		defer st.leaveAdmission()
 	}
 	if !st.pool.enter(st.settings) {

@@ -40,13 +40,18 @@ type reqState struct {
 }
 
 // leaveAdmission gives the request's place under the limits back, once:
-// when it ends, or earlier when it became an upgraded connection, whose
-// life is not a request's and must not hold a place under the concurrency
-// limits. A request whose body the client botched gives no latency sample:
-// its time is the client's, not the backends'.
+// when its response headers are sent (WriteHeader), when it became an
+// upgraded connection, or at its end if neither happened. The limits bound
+// what the adaptive limit measures, the time to response headers, where
+// queueing in lbd and in the backends shows; a response body streaming to
+// a slow client, or to one that stopped reading, holds its backend slot
+// (bounded by timeouts.client_stall) but no place other clients need.
+// A request whose body the client botched gives no latency sample: its
+// time is the client's, not the backends'.
 func (s *reqState) leaveAdmission() {
 	if t := s.ticket; t != nil {
 		s.ticket = nil
+		s.body.endUpload()
 		if s.body.failure.Load() != nil {
 			t.Leave()
 			return
@@ -82,6 +87,7 @@ func (s *reqState) WriteHeader(code int) {
 	if !s.wrote && code >= 200 {
 		s.status, s.wrote = code, true
 		s.headers = time.Since(s.start)
+		s.leaveAdmission()
 	}
 	s.ResponseWriter.WriteHeader(code)
 }

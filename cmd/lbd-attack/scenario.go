@@ -1,0 +1,403 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/lbd/lbd/cmd/internal/lbdproc"
+	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/internal/loadgen"
+	"github.com/lbd/lbd/internal/synth"
+)
+
+// row is one attack's measurement.
+type row struct {
+	name, about     string
+	conns           int   // attacking connections asked for
+	open            int64 // open when the normal load started
+	dialed, ended   int64
+	answers         map[string]int64
+	sent, ok        int64
+	failed          string // what the normal requests that failed got
+	p50, p99        time.Duration
+	rssPeak         float64 // bytes; 0 when unknown
+	failures        float64 // backend failures lbd counted during the attack
+	refused, conns0 float64 // connections refused at accept during it; open connections before it
+	err             error
+}
+
+func (r row) success() float64 {
+	if r.sent == 0 {
+		return 0
+	}
+	return 100 * float64(r.ok) / float64(r.sent)
+}
+
+// target is the lbd under attack.
+type target struct {
+	data, admin string
+	client      *http.Client
+}
+
+func scenario(ctx context.Context, o options, logger *log.Logger) ([]row, error) {
+	t, stop, err := setup(ctx, o, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	names := o.attacks
+	if !slices.Contains(names, "none") {
+		names = append([]string{"none"}, names...) // the baseline first
+	}
+	var rows []row
+	for i, name := range names {
+		if i > 0 {
+			sleep(ctx, 2*time.Second) // lbd closes what the last attack left
+		}
+		r := measure(ctx, o, t, name, logger)
+		rows = append(rows, r)
+		if r.err != nil {
+			return rows, fmt.Errorf("%s: %w", name, r.err)
+		}
+		if ctx.Err() != nil {
+			return rows, ctx.Err()
+		}
+	}
+	return rows, nil
+}
+
+// setup starts the backends and lbd (with -lbd), or checks the target.
+func setup(ctx context.Context, o options, logger *log.Logger) (target, func(), error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	if o.target != "" {
+		return target{data: strings.TrimSuffix(o.target, "/"), admin: strings.TrimSuffix(o.admin, "/"), client: client}, func() {}, nil
+	}
+	var closers []func()
+	stop := func() {
+		for _, f := range slices.Backward(closers) {
+			f()
+		}
+	}
+	var urls []string
+	for i := range 3 {
+		b, err := synth.Start("127.0.0.1:0", synth.Knobs{Name: fmt.Sprintf("b%d", i)})
+		if err != nil {
+			stop()
+			return target{}, nil, err
+		}
+		closers = append(closers, func() { _ = b.Close() })
+		urls = append(urls, b.URL())
+	}
+	big, err := startBackend(http.HandlerFunc(serveBig), 64<<10)
+	if err != nil {
+		stop()
+		return target{}, nil, err
+	}
+	closers = append(closers, func() { _ = big.Close() })
+	upload, err := startBackend(http.HandlerFunc(serveUpload), 0)
+	if err != nil {
+		stop()
+		return target{}, nil, err
+	}
+	closers = append(closers, func() { _ = upload.Close() })
+	data, err := lbdConfig(urls, "http://"+big.Addr, "http://"+upload.Addr, o.clientStall)
+	if err != nil {
+		stop()
+		return target{}, nil, err
+	}
+	dir, err := os.MkdirTemp("", "lbd-attack-")
+	if err != nil {
+		stop()
+		return target{}, nil, err
+	}
+	closers = append(closers, func() { os.RemoveAll(dir) })
+	p, err := lbdproc.Start(ctx, o.lbd, dir, data)
+	if err != nil {
+		stop()
+		return target{}, nil, err
+	}
+	closers = append(closers, p.Stop)
+	logger.Printf("lbd at %s (admin %s), log %s", p.DataURL, p.AdminURL, p.LogPath)
+	return target{data: p.DataURL, admin: p.AdminURL, client: client}, stop, nil
+}
+
+// serveUpload treats a POST as most servers do: it reads the whole body,
+// then answers. Slow bodies are sent to it.
+func serveUpload(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	w.Header().Set("X-Backend", "upload")
+}
+
+// bigBody is what serveBig writes, 16 MiB in all.
+var bigBody = make([]byte, 32<<10)
+
+// serveBig answers 16 MiB: what non-reading clients ask for.
+func serveBig(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Length", fmt.Sprint(512*len(bigBody)))
+	for range 512 {
+		if _, err := w.Write(bigBody); err != nil {
+			return
+		}
+	}
+}
+
+// startBackend serves h on a loopback port; sndbuf > 0 sets its
+// connections' send buffer, so that a thousand responses nobody reads park
+// kilobytes in the kernel rather than megabytes each (the attack is on
+// lbd's places, not on the machine's memory).
+func startBackend(h http.Handler, sndbuf int) (*http.Server, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		if sndbuf <= 0 {
+			return nil
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, sndbuf)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: log.New(io.Discard, "", 0)}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
+}
+
+// lbdConfig is lbd's defaults over the backends, with the access log off
+// (it would only cost CPU the measurement shares), a pool "big" for /big,
+// whose backend answers 16 MiB (what non-reading clients ask for), and a
+// pool "upload" for /upload, whose backend reads whole bodies.
+func lbdConfig(backends []string, big, upload string, clientStall time.Duration) ([]byte, error) {
+	cfg := config.Default()
+	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.AccessLog.Mode = "off"
+	for _, u := range backends {
+		cfg.Backends = append(cfg.Backends, config.Backend{URL: u, Weight: 1, Protocol: "http1"})
+	}
+	if clientStall > 0 {
+		cfg.Timeouts.ClientStall = config.Duration(clientStall)
+	}
+	pool := func(u string) config.Pool {
+		p := cfg.DefaultPoolConfig()
+		p.Backends, p.Canary = []config.Backend{{URL: u, Weight: 1, Protocol: "http1"}}, config.Canary{}
+		return p
+	}
+	cfg.Pools = map[string]config.Pool{"big": pool(big), "upload": pool(upload)}
+	cfg.Routes = []config.Route{
+		{Name: "big", Match: config.RouteMatch{PathPrefix: "/big"}, Pool: "big"},
+		{Name: "upload", Match: config.RouteMatch{PathPrefix: "/upload"}, Pool: "upload"},
+		{Name: "rest", Match: config.RouteMatch{}, Pool: config.DefaultPool},
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("generated config: %w", err)
+	}
+	return json.MarshalIndent(cfg, "", "  ")
+}
+
+// measure runs one attack with the normal load beside it.
+func measure(ctx context.Context, o options, t target, name string, logger *log.Logger) row {
+	r := row{name: name, about: "no attack: the baseline"}
+	var a *attackRun
+	if name != "none" {
+		at := findAttack(name, o.conns, o.floodConns)
+		u, _ := url.Parse(t.data)
+		a = &attackRun{attack: *at, addr: u.Host, drip: o.drip, pause: o.pause, answers: map[string]int64{}}
+		r.about, r.conns = at.about, at.conns
+	}
+	r.failures = -t.backendFailures(ctx)
+	r.refused = -t.metric(ctx, "lbd_connections_refused_total")
+	r.conns0 = t.metric(ctx, "lbd_connections_open")
+
+	actx, stopAttack := context.WithCancel(ctx)
+	var attackers sync.WaitGroup
+	if a != nil {
+		attackers.Go(func() { a.flood(actx) })
+		deadline := time.Now().Add(o.ramp)
+		for a.open.Load() < int64(a.conns) && time.Now().Before(deadline) && ctx.Err() == nil {
+			sleep(ctx, 50*time.Millisecond)
+		}
+		sleep(ctx, o.settle)
+		r.open = a.open.Load()
+	}
+	logger.Printf("%s: %d attacking connections open; normal load %.0f/s for %v", name, r.open, o.rate, o.duration)
+
+	rss := make(chan float64, 1)
+	stopSampling := make(chan struct{})
+	go func() { rss <- t.peak(ctx, "process_resident_memory_bytes", stopSampling) }()
+	res, err := loadgen.Run(ctx, loadgen.Config{
+		URL: t.data + "/", Rate: o.rate, N: int(o.rate*o.duration.Seconds()) + 1, Duration: o.duration,
+		MaxOutstanding: 512, Timeout: o.timeout,
+	})
+	close(stopSampling)
+	r.rssPeak = <-rss
+	stopAttack()
+	attackers.Wait()
+	if err != nil {
+		r.err = err
+		return r
+	}
+	r.sent, r.ok = res.Sent+res.Dropped, res.Count2xx()
+	r.failed = failures(res)
+	r.p50, r.p99 = res.Latency.P50, res.Latency.P99
+	r.failures += t.backendFailures(ctx)
+	r.refused += t.metric(ctx, "lbd_connections_refused_total")
+	if a != nil {
+		r.dialed, r.ended = a.dialed.Load(), a.ended.Load()
+		r.answers = a.answers
+	}
+	return r
+}
+
+// failures says what the normal requests that failed got: statuses with
+// their reject reasons, transport errors, arrivals dropped by the load
+// generator (too many outstanding), "-" for none.
+func failures(res *loadgen.Result) string {
+	var parts []string
+	for _, code := range slices.Sorted(maps.Keys(res.Status)) {
+		if code >= 200 && code < 300 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%d x%d", code, res.Status[code]))
+	}
+	for _, k := range slices.Sorted(maps.Keys(res.Reject)) {
+		parts = append(parts, fmt.Sprintf("%s x%d", k, res.Reject[k]))
+	}
+	for _, k := range slices.Sorted(maps.Keys(res.ErrorKinds)) {
+		parts = append(parts, fmt.Sprintf("%s x%d", k, res.ErrorKinds[k]))
+	}
+	if res.Dropped > 0 {
+		parts = append(parts, fmt.Sprintf("dropped x%d", res.Dropped))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// metric reads a metric family's sum from the admin listener (0 when
+// there is no admin URL or no such metric).
+func (t target) metric(ctx context.Context, name string) float64 {
+	if t.admin == "" {
+		return 0
+	}
+	v, _ := lbdproc.MetricAt(ctx, t.client, t.admin, name)
+	return v
+}
+
+// backendFailures sums the failures lbd counted against its backends
+// in the pools "default", "big" and "upload" (GET /admin/backends), 0 without an
+// admin URL or for a pool the target does not have.
+func (t target) backendFailures(ctx context.Context) float64 {
+	if t.admin == "" {
+		return 0
+	}
+	return t.failuresIn(ctx, "default") + t.failuresIn(ctx, "big") + t.failuresIn(ctx, "upload")
+}
+
+func (t target) failuresIn(ctx context.Context, pool string) float64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.admin+"/admin/backends?pool="+pool, nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Backends []struct {
+			Failures float64 `json:"failures"`
+		} `json:"backends"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&doc) != nil {
+		return 0
+	}
+	var n float64
+	for _, b := range doc.Backends {
+		n += b.Failures
+	}
+	return n
+}
+
+// peak samples a gauge every 250 ms until stop closes and returns its maximum.
+func (t target) peak(ctx context.Context, name string, stop <-chan struct{}) float64 {
+	var hi float64
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		hi = max(hi, t.metric(ctx, name))
+		select {
+		case <-stop:
+			return hi
+		case <-ctx.Done():
+			return hi
+		case <-tick.C:
+		}
+	}
+}
+
+func printTable(w io.Writer, o options, rows []row) {
+	fmt.Fprintf(w, "normal load: %.0f requests/s open loop for %v per attack (after a ramp of at most %v and %v to settle), timeout %v; attacks: %d connections (header flood %d), drip %v, pause %v\n\n",
+		o.rate, o.duration, o.ramp, o.settle, o.timeout, o.conns, o.floodConns, o.drip, o.pause)
+	fmt.Fprintln(w, "| attack | attacking conns open | normal success | p50 | p99 | normal failures | lbd RSS peak | backend failures | refused at accept | lbd's answers to the attackers |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rows {
+		if r.sent == 0 {
+			continue
+		}
+		open := "-"
+		if r.conns > 0 {
+			open = fmt.Sprintf("%d / %d", r.open, r.conns)
+		}
+		fmt.Fprintf(w, "| %s | %s | %.2f%% (%d/%d) | %v | %v | %s | %s | %.0f | %.0f | %s |\n",
+			r.name, open, r.success(), r.ok, r.sent, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond),
+			r.failed, mib(r.rssPeak), r.failures, r.refused, answers(r))
+	}
+}
+
+func mib(b float64) string {
+	if b == 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f MiB", b/(1<<20))
+}
+
+func answers(r row) string {
+	if r.conns == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(r.answers)) {
+		parts = append(parts, fmt.Sprintf("%s x%d", k, r.answers[k]))
+	}
+	parts = append(parts, fmt.Sprintf("%d connections, %d ended by lbd", r.dialed, r.ended))
+	return strings.Join(parts, ", ")
+}
+
+// loopback reports whether host:port is a loopback address (used by tests).
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
