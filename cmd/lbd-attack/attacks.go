@@ -25,7 +25,7 @@ type attack struct {
 	fast  bool // one request per connection, redialled after -pause (else after 100 ms)
 	// rcvbuf, when set, is the attacking connections' receive buffer.
 	rcvbuf int
-	run   func(ctx context.Context, c net.Conn, a *attackRun) error
+	run    func(ctx context.Context, c net.Conn, a *attackRun) error
 }
 
 // attackRun is one running attack and what it saw.
