@@ -348,3 +348,34 @@ func TestSlowUploadsCannotHoldTheAdaptiveLimit(t *testing.T) {
 		mustGet200(t, l.url+"/")
 	}
 }
+
+// Over HTTP/2 a stalled upload is one stream among others: it is cut
+// (408) and the connection goes on.
+func TestStalledHTTP2UploadIsCut(t *testing.T) {
+	_, bURL := startBodyBackend(t, http.StatusOK)
+	l := startLBD(t, nil, func(cfg *config.Config) {
+		cfg.Backends = []config.Backend{{URL: bURL, Weight: 1, Protocol: "http1"}}
+		cfg.Timeouts.ClientStall = config.Duration(300 * time.Millisecond)
+		cfg.H2C = true
+		cfg.Health.Disabled = true
+	})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write([]byte("a few bytes, then nothing")) }()
+	req, err := http.NewRequest(http.MethodPost, l.url+"/", pr)
+	require.NoError(t, err)
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, 2, resp.ProtoMajor)
+	require.Equal(t, http.StatusRequestTimeout, resp.StatusCode)
+	requireReleased(t, l, "a stalled HTTP/2 upload")
+	resp, err = client.Get(l.url + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}

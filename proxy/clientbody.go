@@ -30,9 +30,10 @@ const (
 
 // clientBody wraps a request body; it lives inside the request's reqState.
 type clientBody struct {
-	src     io.ReadCloser
-	start   time.Time
-	watch   stallWatch
+	src      io.ReadCloser
+	start    time.Time
+	deadline connDeadline // HTTP/1: client_stall by the connection's read deadline
+	watch    stallWatch   // HTTP/2: client_stall by a timer
 	ended   atomic.Int64 // 1 + offset from start of the end of the body; 0 until then
 	failure atomic.Pointer[bodyFailure]
 	// upload is the ticket told of the upload (Ticket.Upload), set before
@@ -65,11 +66,18 @@ func (s *reqState) wrapBody(r *http.Request, limit time.Duration) {
 	}
 	b := &s.body
 	b.src, b.start = r.Body, s.start
-	b.watch.limit, b.watch.base, b.watch.rw = limit, s.start, s.ResponseWriter
+	if d, ok := s.ResponseWriter.(readDeadliner); ok && r.ProtoMajor == 1 && limit > 0 {
+		b.deadline.d, b.deadline.limit = d, limit
+	} else if r.ProtoMajor >= 2 {
+		b.watch.limit, b.watch.base, b.watch.rw = limit, s.start, s.ResponseWriter
+	}
 	r.Body = b
 }
 
 func (b *clientBody) Read(p []byte) (int, error) {
+	if b.deadline.d != nil {
+		b.deadline.before()
+	}
 	b.watch.begin()
 	n, err := b.src.Read(p)
 	b.watch.end()
@@ -78,14 +86,19 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		return n, nil
 	case err == io.EOF:
 		b.ended.CompareAndSwap(0, int64(time.Since(b.start))+1)
-		b.watch.stop()
-		b.endUpload()
+		b.over()
 		return n, err
 	}
 	b.failed(err)
+	b.over()
+	return n, &clientBodyError{err}
+}
+
+// over is the end of the body, read whole or failed.
+func (b *clientBody) over() {
+	b.deadline.clear()
 	b.watch.stop()
 	b.endUpload()
-	return n, &clientBodyError{err}
 }
 
 // startUpload tells t that the body is still to come, for a body that

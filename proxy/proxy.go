@@ -270,7 +270,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	pr.Out.URL.Scheme = "http"
 	out := pr.Out.Header
-	out.Add("Via", h.via.entry(pr.In))
+	h.via.add(out, pr.In)
 	st := stateOf(pr.In.Context())
 	if st == nil {
 		return

@@ -112,24 +112,36 @@ func validRequestID(s string) bool {
 // via is this lbd's entry in Via headers (RFC 9110 7.6.3): the protocol
 // the request arrived with and a pseudonym made of the instance id, which
 // says nothing about the host and port lbd listens on.
+//
+// The entries are kept as one-value header slices shared by every request
+// (full, so that an append elsewhere copies): a request with no Via of its
+// own gets one without an allocation.
 type via struct {
 	pseudonym          string
-	http10, http11, h2 string
+	http10, http11, h2 []string
 }
 
 func newVia(instance string) via {
 	p := "lbd-" + instance
-	return via{pseudonym: p, http10: "1.0 " + p, http11: "1.1 " + p, h2: "2 " + p}
+	one := func(s string) []string { return []string{s}[:1:1] }
+	return via{pseudonym: p, http10: one("1.0 " + p), http11: one("1.1 " + p), h2: one("2 " + p)}
 }
 
-func (v via) entry(r *http.Request) string {
+// add appends this lbd's entry, for the protocol r arrived with, to the
+// outgoing request's Via.
+func (v via) add(out http.Header, r *http.Request) {
+	entry := v.http11
 	switch {
 	case r.ProtoMajor >= 2:
-		return v.h2
+		entry = v.h2
 	case r.ProtoMinor == 0:
-		return v.http10
+		entry = v.http10
 	}
-	return v.http11
+	if prior := out["Via"]; len(prior) > 0 {
+		out["Via"] = append(prior[:len(prior):len(prior)], entry[0])
+		return
+	}
+	out["Via"] = entry
 }
 
 // cameBack reports whether the request already went through this lbd.

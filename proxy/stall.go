@@ -16,12 +16,17 @@ package proxy
 //     whole, TLS, upgraded connections) extend the connection's write
 //     deadline before each write (conns.go): a write blocked that long
 //     fails, whoever makes it;
-//   - a read of the request body (HTTP/1 and HTTP/2) and a write to one
-//     HTTP/2 stream (which HTTP/2 flow control can block while the
-//     connection is fine) are watched by a stallWatch: the operation marks
-//     itself pending with two atomic stores, and one timer per request,
-//     armed on the first operation, checks at most every client_stall and
-//     cuts only an operation still pending since then.
+//   - a read of an HTTP/1 request body moves the connection's read
+//     deadline likewise (connDeadline), and clears it at the end of the
+//     body, where net/http starts its own read of the connection;
+//   - a read of an HTTP/2 request body and a write to one HTTP/2 stream
+//     (which flow control can block while the connection is fine) are
+//     watched by a stallWatch, since a stream's deadline in net/http is
+//     one for the whole stream and costs a message to the connection's
+//     loop: the operation marks itself pending with two atomic stores,
+//     and one timer per request, armed on the first operation, checks at
+//     most every client_stall and cuts only an operation still pending
+//     since then.
 
 import (
 	"net/http"
@@ -128,8 +133,65 @@ func (s *reqState) watchWrites(r *http.Request, limit time.Duration) {
 	s.writes.limit, s.writes.base, s.writes.rw, s.writes.write = limit, s.start, s.ResponseWriter, true
 }
 
-// stopWatches ends both watches before the handler returns.
+// stopWatches ends the watches before the handler returns.
 func (s *reqState) stopWatches() {
 	s.body.watch.stop()
+	s.body.deadline.stop()
 	s.writes.stop()
+}
+
+// readDeadliner is what an HTTP/1 ResponseWriter offers to move its
+// connection's read deadline (net/http's *response does).
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+// connDeadline bounds the reads of an HTTP/1 request body with the
+// connection's read deadline: before each read it moves to now +
+// client_stall, at most once per client_stall/16 (a clock read per read,
+// no timer). A connection deadline fails only a read that waits, so a
+// backend slow to ask for more never trips it.
+type connDeadline struct {
+	d     readDeadliner
+	limit time.Duration
+	set   atomic.Int64 // UnixNano of the last move; 0: none set
+
+	mu   sync.Mutex // taken only to move or clear the deadline
+	done bool       // the handler returned: the connection may serve another request
+}
+
+func (c *connDeadline) before() {
+	now := time.Now().UnixNano()
+	if last := c.set.Load(); last != 0 && now-last <= int64(c.limit/16) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.done {
+		c.set.Store(now)
+		_ = c.d.SetReadDeadline(time.Unix(0, now).Add(c.limit))
+	}
+}
+
+// clear drops the deadline at the end of the body: net/http then reads
+// the connection itself (to notice a client that leaves) and must not
+// time out for our sake.
+func (c *connDeadline) clear() {
+	if c.set.Load() == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.done && c.set.Swap(0) != 0 {
+		_ = c.d.SetReadDeadline(time.Time{})
+	}
+}
+
+// stop is the handler's end: the deadline is not touched again (the next
+// request on the connection sets its own).
+func (c *connDeadline) stop() {
+	if c.d == nil {
+		return
+	}
+	c.mu.Lock()
+	c.done = true
+	c.mu.Unlock()
 }

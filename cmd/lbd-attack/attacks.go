@@ -229,16 +229,17 @@ func attacks(conns, floodConns int) []attack {
 			run: func(ctx context.Context, c net.Conn, a *attackRun) error {
 				done := make(chan error, 1)
 				go func() { done <- watchAnswer(c, a) }()
-				line := "X-Flood: " + strings.Repeat("f", 1000) + "\r\n"
-				_, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: lbd\r\n")
-				for i := 0; i < 1000 && err == nil && ctx.Err() == nil; i++ {
-					_, err = io.WriteString(c, line)
-				}
-				if err == nil {
-					_, err = io.WriteString(c, "\r\n")
-				}
-				_ = err // the answer, or the connection's end, is what counts
+				_, _ = c.Write(floodRequest) // the answer, or the connection's end, is what counts
 				return <-done
 			}},
 	}
 }
+
+// floodRequest is a request with about 1 MiB of headers, written in one
+// go: the flood costs the runner one system call per request, not a
+// thousand, so that the CPU it takes from the shared machine is the
+// kernel's copy, not its own loop.
+var floodRequest = func() []byte {
+	line := "X-Flood: " + strings.Repeat("f", 1000) + "\r\n"
+	return []byte("GET / HTTP/1.1\r\nHost: lbd\r\n" + strings.Repeat(line, 1000) + "\r\n")
+}()

@@ -54,7 +54,7 @@ type options struct {
 	attacks            []string
 	conns, floodConns  int
 	duration, ramp     time.Duration
-	settle             time.Duration
+	settle, rest       time.Duration
 	rate               float64
 	drip, pause        time.Duration
 	clientStall        time.Duration
@@ -74,7 +74,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.floodConns, "flood-conns", 300, "connections of the header flood")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "normal load measured during each attack")
 	fs.DurationVar(&o.ramp, "ramp", 5*time.Second, "at most this long for the attack to open its connections first")
-	fs.DurationVar(&o.settle, "settle", 2*time.Second, "then this long before measuring, so the attack's first burst is over")
+	fs.DurationVar(&o.settle, "settle", 5*time.Second, "then this long before measuring, so the attack's first burst is over")
+	fs.DurationVar(&o.rest, "rest", 2*time.Second, "pause between two attacks, for lbd to close what the last one left")
 	fs.Float64Var(&o.rate, "rate", 200, "normal requests per second (open loop)")
 	fs.DurationVar(&o.drip, "drip", time.Second, "slow attacks send one byte this often")
 	fs.DurationVar(&o.pause, "pause", time.Second, "a request-at-a-time attack (malformed chunked, header flood) dials again this long after each answer")
@@ -105,6 +106,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	check(o.duration > 0 && o.duration <= maxDuration, "-duration %v: want (0, %v]", o.duration, maxDuration)
 	check(o.ramp >= 0 && o.ramp <= time.Minute, "-ramp %v: want 0..1m", o.ramp)
 	check(o.settle >= 0 && o.settle <= time.Minute, "-settle %v: want 0..1m", o.settle)
+	check(o.rest >= 0 && o.rest <= time.Minute, "-rest %v: want 0..1m", o.rest)
 	check(o.rate > 0 && o.rate <= maxRate, "-rate %g: want (0, %d]", o.rate, maxRate)
 	check(o.drip >= 10*time.Millisecond && o.drip <= time.Minute, "-drip %v: want 10ms..1m", o.drip)
 	check(o.pause >= time.Millisecond && o.pause <= 10*time.Second, "-pause %v: want 1ms..10s", o.pause)

@@ -65,7 +65,7 @@ func scenario(ctx context.Context, o options, logger *log.Logger) ([]row, error)
 	var rows []row
 	for i, name := range names {
 		if i > 0 {
-			sleep(ctx, 2*time.Second) // lbd closes what the last attack left
+			sleep(ctx, o.rest) // lbd closes what the last attack left
 		}
 		r := measure(ctx, o, t, name, logger)
 		rows = append(rows, r)
