@@ -34,8 +34,8 @@ type clientBody struct {
 	start    time.Time
 	deadline connDeadline // HTTP/1: client_stall by the connection's read deadline
 	watch    stallWatch   // HTTP/2: client_stall by a timer
-	ended   atomic.Int64 // 1 + offset from start of the end of the body; 0 until then
-	failure atomic.Pointer[bodyFailure]
+	ended    atomic.Int64 // 1 + offset from start of the end of the body; 0 until then
+	failure  atomic.Pointer[bodyFailure]
 	// upload is the ticket told of the upload (Ticket.Upload), set before
 	// the body is first read and never changed; uploading is true until
 	// the body ends or the request leaves admission, whichever is first.
