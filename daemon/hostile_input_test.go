@@ -304,3 +304,17 @@ func TestDebugConfigFollowsReloads(t *testing.T) {
 	eff = mustAdmin(t, l.adminURL, "GET", "/debug/config", "")
 	require.Equal(t, 12345.0, eff["admission"].(map[string]any)["max_body_bytes"], "a refused reload changes nothing shown")
 }
+
+// A malformed chunked body that arrives with its headers is answered
+// before any backend sees the request: garbage costs no backend
+// connection (the transport drops one whose request broke off).
+func TestMalformedChunkedBodyNeverReachesABackend(t *testing.T) {
+	l, b := startHeaderLBD(t, nil)
+	addr := strings.TrimPrefix(l.url, "http://")
+	for range 5 {
+		line := rawExchange(t, addr, "POST / HTTP/1.1\r\nHost: lbd\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false, false)
+		require.Equal(t, "400", statusOf(line))
+	}
+	require.Zero(t, b.count())
+	require.Equal(t, 5.0, codesOf(t, l.adminURL)["400"])
+}

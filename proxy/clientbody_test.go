@@ -140,3 +140,36 @@ func TestClientBodyKeepsWhatItCarries(t *testing.T) {
 	require.Nil(t, st.body.failure.Load())
 	st.stopWatches()
 }
+
+// slowReader yields its data after a delay: a client whose body comes
+// after its headers.
+type slowReader struct {
+	delay time.Duration
+	data  string
+	sent  bool
+}
+
+func (s *slowReader) Read(p []byte) (int, error) {
+	if s.sent {
+		return 0, io.EOF
+	}
+	time.Sleep(s.delay)
+	s.sent = true
+	return copy(p, s.data), nil
+}
+
+func (s *slowReader) Close() error { return nil }
+
+func TestPrefetchDoesNotWaitForALateBody(t *testing.T) {
+	h := &Handler{}
+	st := &reqState{ResponseWriter: httptest.NewRecorder(), start: time.Now()}
+	r := httptest.NewRequest(http.MethodPost, "/", nil)
+	r.TransferEncoding = []string{"chunked"}
+	r.Body = &slowReader{delay: 300 * time.Millisecond, data: "late but whole"}
+	start := time.Now()
+	require.True(t, h.prefetchChunked(r, st))
+	require.Less(t, time.Since(start), 250*time.Millisecond, "forwarded without waiting for the body")
+	b, err := io.ReadAll(r.Body)
+	require.NoError(t, err)
+	require.Equal(t, "late but whole", string(b), "and the body arrives whole, in order")
+}

@@ -199,7 +199,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.watchWrites(r, st.live.ClientStall)
 	defer st.stopWatches()
 	early := r.GetBody == nil && r.ContentLength > 0
-	if !h.bufferEarly(r, st) {
+	if !h.bufferEarly(r, st) || !h.prefetchChunked(r, st) {
 		h.finish(st, r)
 		return
 	}

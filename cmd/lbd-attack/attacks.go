@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -32,8 +33,9 @@ type attack struct {
 type attackRun struct {
 	attack
 	addr  string
-	drip  time.Duration // slow attacks send one byte per drip
-	pause time.Duration // between a fast attack's connection's end and the next dial
+	drip   time.Duration // slow attacks send one byte per drip
+	pause  time.Duration // between a fast attack's connection's end and the next dial, ±50%
+	spread time.Duration // connections start at random moments within this
 
 	open     atomic.Int64 // connections open now
 	dialed   atomic.Int64
@@ -57,6 +59,9 @@ func (a *attackRun) flood(ctx context.Context) {
 	var wg sync.WaitGroup
 	for range a.conns {
 		wg.Go(func() {
+			// Random starts and pauses make the attack a steady stream
+			// rather than waves of a thousand requests at once.
+			sleep(ctx, time.Duration(rand.Int64N(int64(a.spread)+1)))
 			for ctx.Err() == nil {
 				c, err := dialLoopback(ctx, a.addr, a.rcvbuf)
 				if err != nil {
@@ -74,7 +79,7 @@ func (a *attackRun) flood(ctx context.Context) {
 				c.Close()
 				a.open.Add(-1)
 				if a.fast {
-					sleep(ctx, a.pause)
+					sleep(ctx, a.pause/2+time.Duration(rand.Int64N(int64(a.pause)+1)))
 				} else {
 					sleep(ctx, 100*time.Millisecond)
 				}

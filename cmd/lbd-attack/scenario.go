@@ -219,7 +219,7 @@ func measure(ctx context.Context, o options, t target, name string, logger *log.
 	if name != "none" {
 		at := findAttack(name, o.conns, o.floodConns)
 		u, _ := url.Parse(t.data)
-		a = &attackRun{attack: *at, addr: u.Host, drip: o.drip, pause: o.pause, answers: map[string]int64{}}
+		a = &attackRun{attack: *at, addr: u.Host, drip: o.drip, pause: o.pause, spread: o.ramp / 2, answers: map[string]int64{}}
 		r.about, r.conns = at.about, at.conns
 	}
 	r.failures = -t.backendFailures(ctx)
@@ -355,7 +355,7 @@ func (t target) peak(ctx context.Context, name string, stop <-chan struct{}) flo
 }
 
 func printTable(w io.Writer, o options, rows []row) {
-	fmt.Fprintf(w, "normal load: %.0f requests/s open loop for %v per attack (after a ramp of at most %v and %v to settle), timeout %v; attacks: %d connections (header flood %d), drip %v, pause %v\n\n",
+	fmt.Fprintf(w, "normal load: %.0f requests/s open loop for %v per attack (after a ramp of at most %v and %v to settle), timeout %v; attacks: %d connections (header flood %d) started over the first half of the ramp, drip %v, pause %v ±50%%\n\n",
 		o.rate, o.duration, o.ramp, o.settle, o.timeout, o.conns, o.floodConns, o.drip, o.pause)
 	fmt.Fprintln(w, "| attack | attacking conns open | normal success | p50 | p99 | normal failures | lbd RSS peak | backend failures | refused at accept | lbd's answers to the attackers |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
