@@ -32,7 +32,7 @@ type attack struct {
 // attackRun is one running attack and what it saw.
 type attackRun struct {
 	attack
-	addr  string
+	addr   string
 	drip   time.Duration // slow attacks send one byte per drip
 	pause  time.Duration // between a fast attack's connection's end and the next dial, ±50%
 	spread time.Duration // connections start at random moments within this
