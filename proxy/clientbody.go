@@ -156,6 +156,9 @@ func clientFault(ctx context.Context, err error) bool {
 	if st := stateOf(ctx); st != nil && st.body.failure.Load() != nil {
 		return true
 	}
+	if err == nil { // the common case, at every response's end: no errors.As, whose target escapes
+		return false
+	}
 	var cbe *clientBodyError
 	return errors.As(err, &cbe) || localExhaustion(err)
 }

@@ -279,6 +279,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		out.Set("X-Request-Id", st.id)
 	}
 	out.Set("X-Real-Ip", st.client)
+	if pr.In.GetBody != nil && pr.Out.Body != nil && pr.Out.Body != http.NoBody {
+		// A body bufferEarly read: send its reader itself, not ReverseProxy's
+		// wrapper of it, so the transport writes the bytes without a copy buffer.
+		pr.Out.Body = pr.In.Body
+	}
 	if st.route.stripPrefix {
 		pr.Out.URL.Path, pr.Out.URL.RawPath = st.route.strip(pr.Out.URL.Path, pr.Out.URL.RawPath)
 	}
