@@ -4,21 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/lbd/lbd/cmd/internal/lbdproc"
-	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/internal/loadgen"
 	"github.com/lbd/lbd/internal/synth"
 )
@@ -132,84 +128,6 @@ func setup(ctx context.Context, o options, logger *log.Logger) (target, func(), 
 	closers = append(closers, p.Stop)
 	logger.Printf("lbd at %s (admin %s), log %s", p.DataURL, p.AdminURL, p.LogPath)
 	return target{data: p.DataURL, admin: p.AdminURL, client: client}, stop, nil
-}
-
-// serveUpload treats a POST as most servers do: it reads the whole body,
-// then answers. Slow bodies are sent to it.
-func serveUpload(w http.ResponseWriter, r *http.Request) {
-	_, _ = io.Copy(io.Discard, r.Body)
-	w.Header().Set("X-Backend", "upload")
-}
-
-// bigBody is what serveBig writes, 16 MiB in all.
-var bigBody = make([]byte, 32<<10)
-
-// serveBig answers 16 MiB: what non-reading clients ask for.
-func serveBig(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Length", fmt.Sprint(512*len(bigBody)))
-	for range 512 {
-		if _, err := w.Write(bigBody); err != nil {
-			return
-		}
-	}
-}
-
-// startBackend serves h on a loopback port; sndbuf > 0 sets its
-// connections' send buffer, so that a thousand responses nobody reads park
-// kilobytes in the kernel rather than megabytes each (the attack is on
-// lbd's places, not on the machine's memory).
-func startBackend(h http.Handler, sndbuf int) (*http.Server, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		if sndbuf <= 0 {
-			return nil
-		}
-		var serr error
-		if err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, sndbuf)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	srv := &http.Server{Addr: ln.Addr().String(), Handler: h, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: log.New(io.Discard, "", 0)}
-	go func() { _ = srv.Serve(ln) }()
-	return srv, nil
-}
-
-// lbdConfig is lbd's defaults over the backends, with the access log off
-// (it would only cost CPU the measurement shares), a pool "big" for /big,
-// whose backend answers 16 MiB (what non-reading clients ask for), and a
-// pool "upload" for /upload, whose backend reads whole bodies.
-func lbdConfig(backends []string, big, upload string, clientStall time.Duration) ([]byte, error) {
-	cfg := config.Default()
-	cfg.Listen, cfg.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.AccessLog.Mode = "off"
-	for _, u := range backends {
-		cfg.Backends = append(cfg.Backends, config.Backend{URL: u, Weight: 1, Protocol: "http1"})
-	}
-	if clientStall > 0 {
-		cfg.Timeouts.ClientStall = config.Duration(clientStall)
-	}
-	pool := func(u string) config.Pool {
-		p := cfg.DefaultPoolConfig()
-		p.Backends, p.Canary = []config.Backend{{URL: u, Weight: 1, Protocol: "http1"}}, config.Canary{}
-		return p
-	}
-	cfg.Pools = map[string]config.Pool{"big": pool(big), "upload": pool(upload)}
-	cfg.Routes = []config.Route{
-		{Name: "big", Match: config.RouteMatch{PathPrefix: "/big"}, Pool: "big"},
-		{Name: "upload", Match: config.RouteMatch{PathPrefix: "/upload"}, Pool: "upload"},
-		{Name: "rest", Match: config.RouteMatch{}, Pool: config.DefaultPool},
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("generated config: %w", err)
-	}
-	return json.MarshalIndent(cfg, "", "  ")
 }
 
 // measure runs one attack with the normal load beside it.
@@ -352,52 +270,4 @@ func (t target) peak(ctx context.Context, name string, stop <-chan struct{}) flo
 		case <-tick.C:
 		}
 	}
-}
-
-func printTable(w io.Writer, o options, rows []row) {
-	fmt.Fprintf(w, "normal load: %.0f requests/s open loop for %v per attack (after a ramp of at most %v and %v to settle), timeout %v; attacks: %d connections (header flood %d) started over the first half of the ramp, drip %v, pause %v ±50%%\n\n",
-		o.rate, o.duration, o.ramp, o.settle, o.timeout, o.conns, o.floodConns, o.drip, o.pause)
-	fmt.Fprintln(w, "| attack | attacking conns open | normal success | p50 | p99 | normal failures | lbd RSS peak | backend failures | refused at accept | lbd's answers to the attackers |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
-	for _, r := range rows {
-		if r.sent == 0 {
-			continue
-		}
-		open := "-"
-		if r.conns > 0 {
-			open = fmt.Sprintf("%d / %d", r.open, r.conns)
-		}
-		fmt.Fprintf(w, "| %s | %s | %.2f%% (%d/%d) | %v | %v | %s | %s | %.0f | %.0f | %s |\n",
-			r.name, open, r.success(), r.ok, r.sent, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond),
-			r.failed, mib(r.rssPeak), r.failures, r.refused, answers(r))
-	}
-}
-
-func mib(b float64) string {
-	if b == 0 {
-		return "?"
-	}
-	return fmt.Sprintf("%.0f MiB", b/(1<<20))
-}
-
-func answers(r row) string {
-	if r.conns == 0 {
-		return "-"
-	}
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(r.answers)) {
-		parts = append(parts, fmt.Sprintf("%s x%d", k, r.answers[k]))
-	}
-	parts = append(parts, fmt.Sprintf("%d connections, %d ended by lbd", r.dialed, r.ended))
-	return strings.Join(parts, ", ")
-}
-
-// loopback reports whether host:port is a loopback address (used by tests).
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
