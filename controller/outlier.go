@@ -209,8 +209,9 @@ func (s *outlierState) Tick(now time.Time) {
 		c := w.h.Counters()
 		counters[u] = c
 		run5xx, runGateway := w.h.TakeRuns()
+		state := w.h.Snapshot().State
 		st := OutlierStats{URL: u, Consecutive5xx: run5xx, ConsecutiveGateway: runGateway,
-			Draining: w.h.Snapshot().State == backendactor.StateDraining}
+			Draining: state == backendactor.StateDraining, StillEjected: state == backendactor.StateEjected}
 		if obs.SuccessRate {
 			st.Requests, st.Failures = c.Requests-w.base.Requests, c.Failures-w.base.Failures
 		}

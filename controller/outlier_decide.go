@@ -65,6 +65,10 @@ type OutlierStats struct {
 	Requests, Failures uint64
 	// Draining backends are out of the arithmetic: the operator took them out.
 	Draining bool
+	// StillEjected says the backend's actor still has it ejected: an
+	// ejection ends on the actor's tick, a moment after the detector's
+	// clock passed its end, and until then it counts against the cap.
+	StillEjected bool
 }
 
 // Observation is what the detector saw at one moment.
@@ -129,7 +133,7 @@ func (r OutlierRules) Decide(obs Observation, hist map[string]OutlierHistory, no
 			continue
 		}
 		in = append(in, s)
-		if hist[s.URL].Ejected(now) {
+		if hist[s.URL].Ejected(now) || s.StillEjected {
 			ejected++
 		}
 	}
@@ -140,7 +144,7 @@ func (r OutlierRules) Decide(obs Observation, hist map[string]OutlierHistory, no
 	var cands []outlierCandidate
 	for _, s := range in {
 		switch {
-		case hist[s.URL].Ejected(now):
+		case hist[s.URL].Ejected(now) || s.StillEjected:
 		case r.ConsecutiveGateway > 0 && s.ConsecutiveGateway >= int64(r.ConsecutiveGateway):
 			cands = append(cands, outlierCandidate{s: s, reason: ReasonConsecutiveGateway,
 				detail: fmt.Sprintf("%d consecutive gateway failures (connect errors, resets, timeouts)", s.ConsecutiveGateway)})
@@ -179,7 +183,7 @@ func (r OutlierRules) successRateOutliers(in []OutlierStats, already []outlierCa
 	var rs []rated
 	for _, s := range in {
 		taken := slices.ContainsFunc(already, func(c outlierCandidate) bool { return c.s.URL == s.URL })
-		if taken || hist[s.URL].Ejected(now) || s.Requests == 0 || s.Requests < uint64(max(r.SuccessRateVolume, 1)) {
+		if taken || hist[s.URL].Ejected(now) || s.StillEjected || s.Requests == 0 || s.Requests < uint64(max(r.SuccessRateVolume, 1)) {
 			continue
 		}
 		ok := s.Requests - min(s.Failures, s.Requests)
