@@ -126,12 +126,14 @@ func (s *Server) addJSON(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) addQuery(w http.ResponseWriter, r *http.Request) {
-	wt, err := queryInt(r, "weight", 1, math.MinInt32, math.MaxInt32) // the range is the config file's, checked with it
+	// Any whole number passes here: the range is the config file's, and the
+	// owner judges it by the same rule as a JSON body or the file.
+	wt, err := queryInt(r, "weight", 1, math.MinInt, math.MaxInt)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	capN, err := queryInt(r, "max_inflight", 0, math.MinInt32, math.MaxInt32)
+	capN, err := queryInt(r, "max_inflight", 0, math.MinInt, math.MaxInt)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -184,7 +186,7 @@ func (s *Server) change(op routing.Op, param string) http.HandlerFunc {
 		}
 		c := routing.Change{Op: op, Pool: poolOf(r), URL: u, By: r.RemoteAddr}
 		if param != "" {
-			n, aerr := requireInt(r, param, math.MinInt32, math.MaxInt32) // the range is the config file's
+			n, aerr := requireInt(r, param, math.MinInt, math.MaxInt) // the range is the config file's, judged by the owner
 			if aerr != nil {
 				s.fail(w, aerr)
 				return

@@ -83,6 +83,9 @@ func queryInt(r *http.Request, name string, def, lo, hi int) (int, *apiError) {
 		return def, nil
 	}
 	n, err := strconv.Atoi(raw)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, badRequest("%s: %s is out of range", name, raw)
+	}
 	if err != nil {
 		return 0, badRequest("%s: %q is not a whole number", name, raw)
 	}

@@ -239,6 +239,14 @@ type Admission struct {
 	ClientIdle     Duration `json:"client_idle"`
 	TrustedProxies []string `json:"trusted_proxies,omitempty"`
 	MaxBodyBytes   int64    `json:"max_body_bytes"`
+	// MaxConnections caps the client connections open at once on the data
+	// listener; more are closed at accept (0: no cap of its own). lbd
+	// lowers it to what its file descriptor limit can serve.
+	MaxConnections int `json:"max_connections"`
+	// MaxHeaderCount caps the header fields of a request (431 beyond) and
+	// MaxURIBytes the length of its request target (414 beyond); 0: no cap.
+	MaxHeaderCount int `json:"max_header_count"`
+	MaxURIBytes    int `json:"max_uri_bytes"`
 }
 
 // AIMD configures the adaptive concurrency limit.
@@ -283,6 +291,9 @@ type Timeouts struct {
 	ClientReadHeader Duration `json:"client_read_header"`
 	ClientIdle       Duration `json:"client_idle"`
 	MaxHeaderBytes   int      `json:"max_header_bytes"`
+	// ClientStall cuts a client that has sent no byte of its request body,
+	// or taken no byte of its response, for this long (0: never).
+	ClientStall Duration `json:"client_stall"`
 }
 
 // AccessLog configures the per-request JSON log lines.

@@ -49,6 +49,7 @@ func Default() *Config {
 		Warmup: Warmup{Duration: Duration(30 * time.Second), MinWeightPercent: 10},
 		Admission: Admission{
 			MaxInflight: 1024, MaxClients: 100_000, ClientIdle: Duration(5 * time.Minute),
+			MaxConnections: 10_000, MaxHeaderCount: 100, MaxURIBytes: 8 << 10,
 		},
 		AIMD: AIMD{
 			Enabled: true, Algorithm: "aimd", TargetLatency: Duration(100 * time.Millisecond),
@@ -60,7 +61,8 @@ func Default() *Config {
 		Timeouts: Timeouts{
 			Dial: Duration(2 * time.Second), ResponseHeader: Duration(30 * time.Second),
 			IdleConn: Duration(90 * time.Second), ClientReadHeader: Duration(10 * time.Second),
-			ClientIdle: Duration(120 * time.Second), MaxHeaderBytes: 1 << 20,
+			ClientIdle: Duration(120 * time.Second), MaxHeaderBytes: 64 << 10,
+			ClientStall: Duration(time.Minute),
 		},
 		AccessLog:     AccessLog{Mode: "on", SampleRate: 1},
 		MetricsDump:   MetricsDump{Interval: Duration(10 * time.Second), Keep: 24},

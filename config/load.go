@@ -16,9 +16,20 @@ import (
 // MaxWeight is the largest backend weight; weights are 1..MaxWeight.
 const MaxWeight = 1000
 
-// MaxInflight is the largest per-backend cap (max_inflight); caps are
-// 0 (none) to MaxInflight, in the config file and in every admin call alike.
+// MaxInflight is the largest concurrency cap: a backend's, a pool's and
+// admission.max_inflight are at most MaxInflight (a backend's and a pool's
+// 0 for none), in the config file, in every admin call and in the state
+// file alike.
 const MaxInflight = 1_000_000
+
+// Bounds of the input limits (admission.max_connections, max_header_count,
+// max_uri_bytes): far above any sensible setting, low enough that a typo
+// cannot switch a limit off in effect.
+const (
+	MaxConnections = 10_000_000
+	MaxHeaderCount = 10_000
+	MaxURIBytes    = 1 << 20
+)
 
 // DefaultBackend is what a backend entry means before its keys are applied:
 // the original config.json often omits weight and never names a protocol.

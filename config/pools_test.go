@@ -56,7 +56,7 @@ func TestPoolAndRouteProblems(t *testing.T) {
 			{"pools.api.backends[1].url", `"http://A:1/" is the same backend as pools.api.backends[0] (both are http://a:1)`},
 			{"pools.api.policy", `must be one of rr, wrr, lc, p2c-ewma, got "fastest"`},
 			{"pools.api.health.rise", "must be at least 1, got 0"},
-			{"pools.api.max_inflight", "must be 0 (no cap of its own) or more, got -1"},
+			{"pools.api.max_inflight", "must be between 0 (no cap of its own) and 1000000, got -1"},
 		}},
 		{"unknown pool", `{"routes": [{"match": {"path_prefix": "/api/"}, "pool": "api"}]}`,
 			[]Problem{{"routes[0].pool", `"api" is not a pool; pools are default`}}},

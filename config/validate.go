@@ -145,6 +145,7 @@ func (c *Config) Validate() error {
 	k.notNegative("timeouts.idle_conn", t.IdleConn, "no limit")
 	k.notNegative("timeouts.client_read_header", t.ClientReadHeader, "no limit")
 	k.notNegative("timeouts.client_idle", t.ClientIdle, "no limit")
+	k.notNegative("timeouts.client_stall", t.ClientStall, "never cut a stalled client")
 	if t.MaxHeaderBytes < 0 {
 		k.add("timeouts.max_header_bytes", "must not be negative (0 means Go's default of 1 MB), got %d", t.MaxHeaderBytes)
 	}
@@ -327,7 +328,7 @@ func isTokenChar(r rune) bool {
 }
 
 func (k *checker) admission(a Admission) {
-	k.atLeast("admission.max_inflight", a.MaxInflight, 1)
+	k.intIn("admission.max_inflight", a.MaxInflight, 1, MaxInflight)
 	if !(a.RatePerClient >= 0) {
 		k.add("admission.rate_per_client", "must not be negative (0 means no per-client limit), got %g", a.RatePerClient)
 	}
@@ -348,6 +349,16 @@ func (k *checker) admission(a Admission) {
 	}
 	if a.MaxBodyBytes < 0 {
 		k.add("admission.max_body_bytes", "must not be negative (0 means no limit), got %d", a.MaxBodyBytes)
+	}
+	k.countIn("admission.max_connections", a.MaxConnections, MaxConnections)
+	k.countIn("admission.max_header_count", a.MaxHeaderCount, MaxHeaderCount)
+	k.countIn("admission.max_uri_bytes", a.MaxURIBytes, MaxURIBytes)
+}
+
+// countIn checks a cap for which 0 means none.
+func (k *checker) countIn(path string, v, hi int) {
+	if v < 0 || v > hi {
+		k.add(path, "must be between 0 (no cap) and %d, got %d", hi, v)
 	}
 }
 

@@ -41,8 +41,8 @@ func (k *checker) pools(c *Config) {
 		k.poolRouting(prefix, p)
 		k.poolSettings(prefix, p)
 		k.retries(prefix, p.Retries)
-		if p.MaxInflight < 0 {
-			k.add(prefix+"max_inflight", "must be 0 (no cap of its own) or more, got %d", p.MaxInflight)
+		if p.MaxInflight < 0 || p.MaxInflight > MaxInflight {
+			k.add(prefix+"max_inflight", "must be between 0 (no cap of its own) and %d, got %d", MaxInflight, p.MaxInflight)
 		}
 	}
 }

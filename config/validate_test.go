@@ -88,11 +88,25 @@ func TestValidate(t *testing.T) {
 			c.Admission.BurstPerClient = -1
 			c.Admission.TrustedProxies = []string{"10.0.0.1", "fd00::/8", "10.0.0.0/8", "x"}
 		}, []Problem{
-			{"admission.max_inflight", "must be at least 1, got 0"},
+			{"admission.max_inflight", "must be between 1 and 1000000, got 0"},
 			{"admission.rate_per_client", "must not be negative (0 means no per-client limit), got -1"},
 			{"admission.burst_per_client", "must not be negative, got -1"},
 			{"admission.trusted_proxies[3]", `"x" is not an IP address or CIDR prefix such as "10.0.0.0/8"`},
 		}},
+		{"input limits", func(c *Config) {
+			c.Admission.MaxConnections = -1
+			c.Admission.MaxHeaderCount = MaxHeaderCount + 1
+			c.Admission.MaxURIBytes = -5
+			c.Timeouts.ClientStall = Duration(-time.Second)
+		}, []Problem{
+			{"admission.max_connections", "must be between 0 (no cap) and 10000000, got -1"},
+			{"admission.max_header_count", "must be between 0 (no cap) and 10000, got 10001"},
+			{"admission.max_uri_bytes", "must be between 0 (no cap) and 1048576, got -5"},
+			{"timeouts.client_stall", "must not be negative (0 means never cut a stalled client), got -1s"},
+		}},
+		{"input limits off", func(c *Config) {
+			c.Admission.MaxConnections, c.Admission.MaxHeaderCount, c.Admission.MaxURIBytes, c.Timeouts.ClientStall = 0, 0, 0, 0
+		}, nil},
 		{"aimd disabled does not bind to admission", func(c *Config) {
 			c.Admission.MaxInflight = 10
 			c.AIMD.Enabled = false

@@ -70,9 +70,14 @@ const (
 	ProbeBadStatus = "bad_status" // answered, but not with the expected status
 	ProbeError     = "error"      // connection refused, reset, TLS failure...
 	ProbeTimeout   = "timeout"
+	// ProbeLocalError is a probe lbd could not make: it ran out of file
+	// descriptors (EMFILE, ENFILE). It says nothing about the backend and
+	// is not handed to it: lbd's own exhaustion must not mark healthy
+	// backends down, which would turn an overload into an outage.
+	ProbeLocalError = "local_error"
 )
 
-var probeResults = []string{ProbeSuccess, ProbeBadStatus, ProbeError, ProbeTimeout}
+var probeResults = []string{ProbeSuccess, ProbeBadStatus, ProbeError, ProbeTimeout, ProbeLocalError}
 
 // ProbeResult is one probe's verdict.
 type ProbeResult struct {
@@ -140,7 +145,7 @@ func NewHealthChecker(c HealthConfig) (*HealthChecker, error) {
 	if c.Registerer != nil {
 		checks, err := sharedCounterVec(c.Registerer, prometheus.CounterOpts{
 			Name: "lbd_health_checks_total",
-			Help: "Active health probes by pool, backend and result (success, bad_status, error, timeout).",
+			Help: "Active health probes by pool, backend and result (success, bad_status, error, timeout, local_error: lbd could not make it).",
 		}, "pool", "backend", "result")
 		if err != nil {
 			return nil, fmt.Errorf("health checker metrics: %w", err)
@@ -309,6 +314,10 @@ func (s *healthState) done(m probeDone) {
 	t.probing = false
 	if s.checks != nil {
 		s.checks.WithLabelValues(s.cfg.Pool, m.h.URL(), m.res.Result).Inc()
+	}
+	if m.res.Result == ProbeLocalError {
+		s.cfg.Logger.Warn("health probe not made", "pool", s.cfg.Pool, "backend", m.h.URL(), "detail", m.res.Detail)
+		return // the backend keeps its health; the next probe is due as usual
 	}
 	pass := m.res.OK()
 	// Log changes only: the first failure, the first success after failures.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lbd/lbd/backendactor"
@@ -87,7 +88,10 @@ func (p *HTTPProber) Probe(ctx context.Context, h *backendactor.Handle) ProbeRes
 	}
 	resp, err := t.RoundTrip(req)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+		switch {
+		case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
+			return ProbeResult{Result: ProbeLocalError, Detail: what + ": lbd is out of file descriptors: " + shortError(err)}
+		case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 			return ProbeResult{Result: ProbeTimeout, Detail: fmt.Sprintf("%s: no answer within %s", what, time.Since(start).Round(time.Millisecond))}
 		}
 		return ProbeResult{Result: ProbeError, Detail: what + ": " + shortError(err)}

@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,4 +162,36 @@ func TestHTTPProberSpeaksTheBackendsProtocol(t *testing.T) {
 		require.True(t, r.OK(), r.Detail)
 		require.Equal(t, "HTTP/2.0", *ps.proto.Load())
 	})
+}
+
+// Item 10 of issue 19: with lbd out of file descriptors, a probe fails with
+// EMFILE; that is lbd's trouble, not the backend's. The descriptors run
+// out for real here: the soft limit is lowered, files opened until the
+// kernel refuses, then everything is given back.
+func TestHTTPProberOutOfDescriptorsIsALocalError(t *testing.T) {
+	srv, _ := startProbeServer(t, "http1")
+	h := handleFor(t, srv.URL, "http1")
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	low := lim
+	low.Cur = 256
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low))
+	var held []*os.File
+	defer func() {
+		for _, f := range held {
+			f.Close()
+		}
+		require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim))
+	}()
+	for len(held) < 512 {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			require.ErrorIs(t, err, syscall.EMFILE)
+			break
+		}
+		held = append(held, f)
+	}
+	r := probeOnce(NewHTTPProber(HTTPProbeConfig{}), h, time.Second)
+	require.Equal(t, ProbeLocalError, r.Result, r.Detail)
+	require.Contains(t, r.Detail, "out of file descriptors")
 }

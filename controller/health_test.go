@@ -349,3 +349,29 @@ func TestDetectionTimeFollowsTheSchedule(t *testing.T) {
 	require.LessOrEqual(t, hi, 7300*time.Millisecond)
 	t.Logf("marked down after %v on average (%v-%v) over %d seeds", mean, lo, hi, runs)
 }
+
+// A probe lbd could not make (out of file descriptors) leaves the backend
+// as it was: counted, logged, never a failure of the backend.
+func TestHealthCheckerIgnoresLocalErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		set := &backendSet{}
+		b := newBackend(t, "http://b:1", false)
+		set.set(b)
+		p := newScriptedProber()
+		p.set(b.URL(), func(context.Context) ProbeResult {
+			return ProbeResult{Result: ProbeLocalError, Detail: "lbd is out of file descriptors: socket: too many open files"}
+		})
+		reg := prometheus.NewRegistry()
+		hc := startChecker(t, set, p, reg, nil)
+		defer stopChecker(t, hc)
+		<-time.After(10 * 2400 * time.Millisecond) // far more than fall=3 probes
+		synctest.Wait()
+		require.Equal(t, backendactor.StateHealthy, b.Snapshot().State)
+		require.GreaterOrEqual(t, counterValue(t, reg, "lbd_health_checks_total", "backend", b.URL(), "result", ProbeLocalError), 5.0)
+
+		p.set(b.URL(), bad) // a real failure still counts
+		<-time.After(4 * 2400 * time.Millisecond)
+		synctest.Wait()
+		require.Equal(t, backendactor.StateUnhealthy, b.Snapshot().State)
+	})
+}

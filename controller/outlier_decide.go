@@ -184,7 +184,7 @@ func (r OutlierRules) successRateOutliers(in []OutlierStats, already []outlierCa
 	var rs []rated
 	for _, s := range in {
 		taken := slices.ContainsFunc(already, func(c outlierCandidate) bool { return c.s.URL == s.URL })
-		if taken || hist[s.URL].Ejected(now) || s.Requests == 0 || s.Requests < uint64(max(r.SuccessRateVolume, 1)) {
+		if taken || hist[s.URL].Ejected(now) || s.Ejected || s.Requests == 0 || s.Requests < uint64(max(r.SuccessRateVolume, 1)) {
 			continue
 		}
 		ok := s.Requests - min(s.Failures, s.Requests)

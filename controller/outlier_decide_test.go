@@ -77,6 +77,11 @@ func TestDecide(t *testing.T) {
 			want: []want{{"c", ReasonConsecutive5xx, 30 * time.Second, 1}}},
 		{name: "an ejected backend is not ejected again", obs: Observation{Backends: with(fleet(4), fiveXX(9), 0)},
 			hist: map[string]OutlierHistory{"a": ejectedUntil(time.Second)}},
+		// The detector's clock passed a and b's ejections, their actors have
+		// not ended them yet: they still fill the cap of 2 of 4.
+		{name: "an ejection its actor has not ended yet still counts",
+			obs:  Observation{Backends: with(with(fleet(4), fiveXX(9), 2), func(s *OutlierStats) { s.Ejected = true }, 0, 1)},
+			hist: map[string]OutlierHistory{"a": ejectedUntil(-time.Millisecond), "b": ejectedUntil(-time.Millisecond)}},
 		{name: "an ejection that ended leaves the multiplier: twice as long",
 			obs:  Observation{Backends: with(fleet(4), fiveXX(5), 0)},
 			hist: map[string]OutlierHistory{"a": ejectedUntil(-time.Second)},

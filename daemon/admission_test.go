@@ -147,7 +147,7 @@ func TestAdaptiveLimitRisesAndFalls(t *testing.T) {
 			}
 		}
 	}()
-	res = load() // now every interval's latency is over the target
+	load() // now every interval's latency is over the target
 	close(stop)
 	low := <-lowest
 	st = l.d.AdmissionStatus()
@@ -155,7 +155,6 @@ func TestAdaptiveLimitRisesAndFalls(t *testing.T) {
 	require.GreaterOrEqual(t, low, int64(2))
 	require.False(t, st.AIMD.SlowStart)
 	require.Positive(t, st.AIMD.Decreases)
-	require.Positive(t, res.Reject["overload"], "the cut limit refused some of the slow phase's requests")
 
 	metrics := l.metrics(t)
 	require.Contains(t, metrics, "lbd_admission_limit ")

@@ -56,6 +56,10 @@ type Options struct {
 	Getenv func(string) string
 	// Version is shown in the start line and /admin/fleet.
 	Version string
+	// FDLimit returns the process's file descriptor limit (0: unlimited),
+	// which caps admission.max_connections (fds.go); nil reads and raises
+	// RLIMIT_NOFILE.
+	FDLimit func() uint64
 }
 
 // Daemon is one running lbd.
@@ -68,6 +72,7 @@ type Daemon struct {
 	proxy     *proxy.Handler
 	admission *proxy.Admission
 	clientIPs *proxy.ClientIPs
+	conns     *proxy.ConnGuard
 	accessLog *accessLogs
 	tracing   *tracingSlot
 	limiter   *limiterSlot
@@ -84,6 +89,7 @@ type Daemon struct {
 
 	owner   *owner
 	servers *servers
+	started atomic.Pointer[servers] // servers, for other goroutines once Start has set it
 	closers closers
 	wg      sync.WaitGroup // background work the daemon owns (pools stopping, the readiness watch)
 	ready   chan struct{}  // closed once Start is done and the first health round is over
@@ -97,6 +103,9 @@ func New(o Options) (_ *Daemon, err error) {
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
+	}
+	if o.FDLimit == nil {
+		o.FDLimit = fdLimit
 	}
 	cfg := o.Config
 	if err := cfg.Validate(); err != nil {
@@ -178,6 +187,7 @@ func (d *Daemon) Start() error {
 		return err
 	}
 	d.servers = s
+	d.started.Store(s)
 	if err := d.startFleet(); err != nil {
 		return fmt.Errorf("fleet: %w", err)
 	}

@@ -20,6 +20,8 @@ func (d *Daemon) startDataPlane(cfg *config.Config) error {
 		return err
 	}
 	d.clientIPs = ips
+	d.conns = proxy.NewConnGuard(d.prom)
+	d.conns.Set(d.connectionCap(cfg), cfg.Timeouts.ClientStall.D())
 	d.limiter = &limiterSlot{}
 	if _, err := d.limiter.set(d, cfg.AIMD); err != nil {
 		return err
@@ -37,12 +39,11 @@ func (d *Daemon) startDataPlane(cfg *config.Config) error {
 	}
 	d.closers.push("tracing", d.tracing.close)
 	d.proxy = proxy.New(proxy.Options{
-		Admitter: d.admission, ClientIP: d.clientIPs.ClientIP, MaxBodyBytes: cfg.Admission.MaxBodyBytes,
-		Transport: transportOptions(cfg),
-		Upgrades:  proxy.UpgradeOptions{DrainTimeout: cfg.WebSocket.DrainTimeout.D()},
-		AccessLog: d.accessLog.log, Registerer: d.prom, Logger: d.log,
+		Admitter: d.admission, ClientIP: d.clientIPs.ClientIP, Live: proxyLive(cfg, d.accessLog.log, tc.commit()),
+		Transport:  transportOptions(cfg),
+		Upgrades:   proxy.UpgradeOptions{DrainTimeout: cfg.WebSocket.DrainTimeout.D()},
+		Registerer: d.prom, Logger: d.log,
 	})
-	d.proxy.SetLive(proxyLive(cfg, d.accessLog.log, tc.commit()))
 	return nil
 }
 
@@ -133,5 +134,19 @@ func (d *Daemon) AdmissionStatus() AdmissionState {
 }
 
 func proxyLive(cfg *config.Config, log *proxy.AccessLog, t *proxy.Tracing) proxy.Live {
-	return proxy.Live{MaxBodyBytes: cfg.Admission.MaxBodyBytes, AccessLog: log, Tracing: t}
+	a := cfg.Admission
+	return proxy.Live{MaxBodyBytes: a.MaxBodyBytes, ClientStall: cfg.Timeouts.ClientStall.D(),
+		MaxHeaderCount: a.MaxHeaderCount, MaxURIBytes: a.MaxURIBytes, AccessLog: log, Tracing: t}
+}
+
+// connectionCap is admission.max_connections as the file descriptor limit
+// lets lbd serve it; lowering it is logged once per setting.
+func (d *Daemon) connectionCap(cfg *config.Config) int {
+	n, lowered := connectionCap(cfg.Admission.MaxConnections, d.opts.FDLimit())
+	if lowered && d.conns != nil && d.conns.Limit() != int64(n) {
+		d.log.Warn("admission.max_connections lowered to what the file descriptor limit serves",
+			"max_connections", cfg.Admission.MaxConnections, "effective", n, "fd_limit", d.opts.FDLimit(),
+			"reserve", fdReserve)
+	}
+	return n
 }

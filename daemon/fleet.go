@@ -114,6 +114,11 @@ func (o *owner) planFleet(c routing.Change) fleetPlan {
 	if err != nil {
 		return fleetPlan{err: err}
 	}
+	// Only this replica's own listeners can be refused here; a backend that
+	// is another replica is found by the Via loop check (508) at runtime.
+	if err := refuseSelf(routing.Effective(o.file, ov, o.disc), o.d.dataListens(o.file.Listen)); err != nil {
+		return fleetPlan{err: err}
+	}
 	before, after := o.ov.Keys(), ov.Keys()
 	guard := func(key string) int64 {
 		if kv, ok := o.fkv[key]; ok {

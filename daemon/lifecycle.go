@@ -41,7 +41,8 @@ func (d *Daemon) logStart(cfg *config.Config, s *servers) {
 	d.log.Info("lbd started", "version", d.opts.Version, "listen", s.dataAddr(), "admin", s.adminAddr(),
 		"pools", len(t.Pools), "routes", len(t.Routes), "backends", backends, "backends_by_pool", byPool,
 		"admin_added", adminAdded, "draining", draining, "discovery_sources", sources, "fleet", cfg.Fleet != nil,
-		"policy", t.Pools[0].Policy, "max_inflight", cfg.Admission.MaxInflight, "aimd", cfg.AIMD.Enabled,
+		"policy", t.Pools[0].Policy, "max_inflight", cfg.Admission.MaxInflight,
+		"max_connections", d.connectionCap(cfg), "aimd", cfg.AIMD.Enabled,
 		"health", !cfg.Health.Disabled, "tls", cfg.TLS.CertFile != "", "state_file", cfg.StateFile)
 	if backends == 0 && sources == 0 && cfg.Fleet == nil {
 		d.log.Warn(noBackendsWarning)

@@ -26,7 +26,9 @@ import (
 //	admission.*                       the admission (caps, per-client buckets, trusted proxies)
 //	aimd.*                            the limiter: started, reconfigured or stopped
 //	timeouts.dial, response_header, idle_conn   new upstream transports
-//	admission.max_body_bytes, access_log.*      the data plane, from its next request
+//	admission.max_body_bytes, max_header_count, max_uri_bytes,
+//	timeouts.client_stall, access_log.*  the data plane, from its next request
+//	admission.max_connections, timeouts.client_stall  the connection guard, at once
 //	tracing.*, OTEL_*                 a new tracer provider, from the next request (tracing.go)
 //	websocket.drain_timeout           open and new WebSockets
 //	metrics_dump.*                    the dumper
@@ -146,6 +148,7 @@ func (c *liveChange) commit() error {
 		errs = append(errs, fmt.Errorf("access_log: %w", err))
 	}
 	d.proxy.SetLive(proxyLive(next, log, c.tracing.commit()))
+	d.conns.Set(d.connectionCap(next), next.Timeouts.ClientStall.D())
 	md := next.MetricsDump
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()

@@ -84,8 +84,12 @@ const askTimeout = 10 * time.Second
 // every pool, publishes, and spawns the owner.
 func startOwner(d *Daemon, cfg *config.Config) (*owner, error) {
 	o := &owner{d: d, file: cfg, pools: map[string]*poolRuntime{}, sources: map[sourceKey]*runningSource{}}
+	if err := refuseSelf(routing.Effective(cfg, routing.Overlay{}, o.disc), []string{cfg.Listen}); err != nil {
+		return nil, err
+	}
 	o.ov = o.restoreState(cfg)
 	o.cur = routing.Effective(cfg, o.ov, o.disc)
+	o.dropSelfFromState(cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()
 	if err := o.carryOut(ctx, routing.Diff(&routing.Table{}, o.cur), o.cur, whyStart); err != nil {
@@ -112,6 +116,25 @@ func startOwner(d *Daemon, cfg *config.Config) (*owner, error) {
 // askOwner asks the owner and waits for its one answer (actor.Ask).
 func askOwner[T any](ctx context.Context, o *owner, mk func(chan<- T) any) (T, error) {
 	return actor.Ask(ctx, o.ref, mk)
+}
+
+// dropSelfFromState takes out of the restored admin changes a backend that
+// is this lbd's own listener (added when lbd listened elsewhere): the
+// state file must not keep lbd from starting, nor make it loop.
+func (o *owner) dropSelfFromState(cfg *config.Config) {
+	for range 100 { // each round removes one; the bound only guards a bug
+		var self errSelfBackend
+		if err := refuseSelf(o.cur, []string{cfg.Listen}); !errors.As(err, &self) {
+			return
+		}
+		ov, err := routing.Apply(o.cur, o.ov, routing.Change{Op: routing.OpRemove, Pool: self.pool, URL: self.url})
+		if err != nil {
+			o.d.log.Error("state file: cannot drop a backend that is this lbd", "err", err)
+			return
+		}
+		o.d.log.Warn("state file: backend dropped, it is this lbd's own listener", "pool", self.pool, "url", self.url)
+		o.ov, o.cur = ov, routing.Effective(cfg, ov, o.disc)
+	}
 }
 
 // Receive is the owner's table of contents.
@@ -163,6 +186,10 @@ func (o *owner) apply(m applyMsg) {
 		return
 	}
 	next := routing.Effective(o.file, ov, o.disc)
+	if err := refuseSelf(next, o.d.dataListens(o.file.Listen)); err != nil {
+		m.reply <- err
+		return
+	}
 	plan := routing.Diff(o.cur, next)
 	ctx, cancel := context.WithTimeout(context.Background(), askTimeout)
 	defer cancel()

@@ -49,6 +49,13 @@ func (o *owner) doReload(next *config.Config, dryRun bool) (*ReloadPlan, error) 
 	}
 	disc := keepDiscovered(o.disc, next)
 	table := routing.Effective(next, ov, disc)
+	listens := []string{next.Listen}
+	if next.Listen == prev.Listen {
+		listens = o.d.dataListens(next.Listen)
+	}
+	if err := refuseSelf(table, listens); err != nil {
+		return nil, err
+	}
 	plan := &ReloadPlan{DryRun: dryRun, Settings: config.Diff(prev, next), Routing: routing.Diff(o.cur, table)}
 	if plan.Settings == nil {
 		plan.Settings = []config.SettingChange{}

@@ -80,10 +80,10 @@ func listen(addr string) (net.Listener, error) {
 func startServers(d *Daemon, cfg *config.Config) (*servers, error) {
 	s := &servers{d: d, dataShape: dataShape(cfg), adminShape: adminShape(cfg)}
 	var err error
-	if s.adm, err = s.build(s.adminShape, d.admin, "", nil); err != nil {
+	if s.adm, err = s.build(s.adminShape, d.admin, "", nil, nil); err != nil {
 		return nil, fmt.Errorf("admin listener %s: %w", cfg.Admin.Listen, err)
 	}
-	if s.data, err = s.build(s.dataShape, d.proxy, "", d.certs); err != nil {
+	if s.data, err = s.build(s.dataShape, d.proxy, "", d.certs, d.conns); err != nil {
 		s.adm.ln.Close()
 		return nil, fmt.Errorf("listener %s: %w", cfg.Listen, err)
 	}
@@ -95,8 +95,9 @@ func startServers(d *Daemon, cfg *config.Config) (*servers, error) {
 // build binds a server of the given shape; bound is the address to bind
 // instead of shape.addr (the running one's, when the address is unchanged:
 // ":0" must not move to another port); certs serves its certificate when
-// the shape has TLS.
-func (s *servers) build(shape serverShape, h http.Handler, bound string, certs *certStore) (*server, error) {
+// the shape has TLS; guard, when set, counts and guards its connections
+// (the data plane's admission.max_connections and client_stall).
+func (s *servers) build(shape serverShape, h http.Handler, bound string, certs *certStore, guard *proxy.ConnGuard) (*server, error) {
 	addr := shape.addr
 	if bound != "" {
 		addr = bound
@@ -104,6 +105,9 @@ func (s *servers) build(shape serverShape, h http.Handler, bound string, certs *
 	ln, err := listen(addr)
 	if err != nil {
 		return nil, err
+	}
+	if guard != nil {
+		ln = guard.Listener(ln)
 	}
 	errLog := slog.NewLogLogger(s.d.log.Handler(), slog.LevelWarn)
 	srv := &http.Server{
@@ -174,13 +178,13 @@ func (s *servers) prepare(next *config.Config, certs *certStore) (*swap, error) 
 	w := &swap{s: s, dataShape: dataShape(next), adminShape: adminShape(next)}
 	var err error
 	if w.dataShape != s.dataShape {
-		w.data, err = s.build(w.dataShape, s.d.proxy, sameBound(s.dataShape, w.dataShape, s.data), certs)
+		w.data, err = s.build(w.dataShape, s.d.proxy, sameBound(s.dataShape, w.dataShape, s.data), certs, s.d.conns)
 		if err != nil {
 			return nil, fmt.Errorf("listen: %s: %w", next.Listen, err)
 		}
 	}
 	if w.adminShape != s.adminShape {
-		w.adm, err = s.build(w.adminShape, s.d.admin, sameBound(s.adminShape, w.adminShape, s.adm), nil)
+		w.adm, err = s.build(w.adminShape, s.d.admin, sameBound(s.adminShape, w.adminShape, s.adm), nil, nil)
 		if err != nil {
 			w.abort()
 			return nil, fmt.Errorf("admin.listen: %s: %w", next.Admin.Listen, err)

@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -95,4 +97,26 @@ func TestAdminTokenEndToEnd(t *testing.T) {
 	require.Equal(t, 200, get("/metrics", "e2e-token"))
 	require.Equal(t, 200, get("/healthz", ""))
 	require.Equal(t, 200, get("/readyz", ""))
+}
+
+// Item 3 of issue 19: a whitespace-only LB_ADMIN_TOKEN used to pass the
+// exposure check (which judged the raw value) and then protect nothing
+// (the token is trimmed to empty). Neither a start nor a reload may expose
+// the admin API with it. Nothing here binds a non-loopback address: both
+// are refused before any listener opens.
+func TestBlankTokenCannotExposeTheAdminAPI(t *testing.T) {
+	t.Setenv("LB_ADMIN_TOKEN", " \t\n ")
+	exposed := func(c *config.Config) { c.Admin.Listen = "0.0.0.0:0" }
+	_, err := New(Options{Config: testConfig(nil, exposed), Logger: slog.New(slog.DiscardHandler), Getenv: os.Getenv})
+	require.ErrorContains(t, err, "admin.listen: 0.0.0.0:0 is not loopback-only")
+
+	l := startLBD(t, startBackends(t, synth.Knobs{Name: "a"}), nil)
+	err = l.reload(t, testConfig(nil, exposed))
+	require.ErrorContains(t, err, "is not loopback-only")
+	require.True(t, strings.HasPrefix(l.d.AdminAddr(), "127.0.0.1:"), "the admin listener stays where it was")
+	resp, err := http.Get(l.adminURL + "/admin/backends")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "and the reload changed nothing else")
+	require.Len(t, l.d.Table().Pools[0].Backends, 1)
 }

@@ -59,7 +59,15 @@ type Admission struct {
 	now      func() time.Time
 	gen      atomic.Pointer[admissionGen]
 	inflight atomic.Int64
-	mu       sync.Mutex // serialises Reconfigure; the request path never takes it
+	// uploading counts the admitted requests still receiving their body
+	// from the client (Ticket.Upload). They count against the hard cap but
+	// not against the adaptive limit, which governs what it measures: the
+	// time from the end of the request body to the response headers.
+	// Counted against it, clients sending bodies slowly could hold every
+	// place of a limit that an earlier latency spike had lowered, and with
+	// nothing completing, no sample would ever raise it again.
+	uploading atomic.Int64
+	mu        sync.Mutex // serialises Reconfigure; the request path never takes it
 
 	admitted, rateLimited, overloaded atomic.Uint64
 }
@@ -126,11 +134,12 @@ func (a *Admission) Admit(_ *http.Request, client string) (Ticket, string, int, 
 		return a.overload()
 	}
 	if l := g.o.Limit; l != nil {
-		if n > l.Limit() {
+		soft := n - a.uploading.Load()
+		if soft > l.Limit() {
 			l.Rejected()
 			return a.overload()
 		}
-		l.Admitted(n)
+		l.Admitted(soft)
 	}
 	a.admitted.Add(1)
 	return g, "", 0, 0
@@ -149,6 +158,19 @@ func (g *admissionGen) Done(latency time.Duration, failed bool) {
 	g.a.inflight.Add(-1)
 	if l := g.o.Limit; l != nil {
 		l.Observe(latency, failed)
+	}
+}
+
+// Leave implements Ticket: the request is over and gives no sample.
+func (g *admissionGen) Leave() { g.a.inflight.Add(-1) }
+
+// Upload implements Ticket: the request's body is still arriving (true),
+// or no longer (false).
+func (g *admissionGen) Upload(started bool) {
+	if started {
+		g.a.uploading.Add(1)
+	} else {
+		g.a.uploading.Add(-1)
 	}
 }
 
@@ -171,7 +193,8 @@ func (g *admissionGen) limit() int64 {
 // AdmissionStatus is the admission's state for /admin/metrics/json.
 type AdmissionStatus struct {
 	Inflight    int64 `json:"inflight"`
-	Limit       int64 `json:"limit"` // effective: the adaptive limit, or the hard cap
+	Uploading   int64 `json:"uploading"` // of those, still receiving their body: outside the adaptive limit
+	Limit       int64 `json:"limit"`     // effective: the adaptive limit, or the hard cap
 	MaxInflight int   `json:"max_inflight"`
 	Adaptive    bool  `json:"adaptive"`
 
@@ -189,7 +212,7 @@ type AdmissionStatus struct {
 func (a *Admission) Status() AdmissionStatus {
 	g := a.gen.Load()
 	s := AdmissionStatus{
-		Inflight: a.inflight.Load(), Limit: g.limit(), MaxInflight: g.o.MaxInflight, Adaptive: g.o.Limit != nil,
+		Inflight: a.inflight.Load(), Uploading: a.uploading.Load(), Limit: g.limit(), MaxInflight: g.o.MaxInflight, Adaptive: g.o.Limit != nil,
 		Admitted: a.admitted.Load(), RejectedRateLimit: a.rateLimited.Load(), RejectedOverload: a.overloaded.Load(),
 	}
 	if g.clients != nil {

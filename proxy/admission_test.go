@@ -164,16 +164,42 @@ func TestRejectHeaders(t *testing.T) {
 
 func TestOnlyUpstreamFailuresCountForTheLimit(t *testing.T) {
 	for _, c := range []struct {
-		st   reqState
+		st   *reqState
 		want bool
 	}{
-		{reqState{status: http.StatusOK}, false},
-		{reqState{status: http.StatusBadGateway}, true},
-		{reqState{status: http.StatusGatewayTimeout}, true},
-		{reqState{status: http.StatusInternalServerError}, true},
-		{reqState{status: http.StatusServiceUnavailable, rejected: RejectNoBackend}, false},
-		{reqState{status: http.StatusRequestEntityTooLarge, rejected: RejectBodyTooLarge}, false},
+		{&reqState{status: http.StatusOK}, false},
+		{&reqState{status: http.StatusBadGateway}, true},
+		{&reqState{status: http.StatusGatewayTimeout}, true},
+		{&reqState{status: http.StatusInternalServerError}, true},
+		{&reqState{status: http.StatusServiceUnavailable, rejected: RejectNoBackend}, false},
+		{&reqState{status: http.StatusRequestEntityTooLarge, rejected: RejectBodyTooLarge}, false},
 	} {
 		require.Equal(t, c.want, c.st.failedUpstream(), "%d %q", c.st.status, c.st.rejected)
 	}
+}
+
+// Requests still receiving their body hold a place under the hard cap but
+// not under the adaptive limit: slow uploads cannot lock everyone out of a
+// low limit, and the limit's peak is what it governs.
+func TestUploadsCountForTheHardCapOnly(t *testing.T) {
+	lim := &fakeLimit{}
+	lim.limit.Store(2)
+	a := NewAdmission(AdmissionOptions{MaxInflight: 5, Limit: lim})
+	var uploads []Ticket
+	for range 3 { // each is admitted like any request, then streams its body
+		tk := held(t, a, 1)[0]
+		tk.Upload(true)
+		uploads = append(uploads, tk)
+	}
+	require.EqualValues(t, 3, a.Status().Uploading)
+	held(t, a, 2) // the adaptive limit of 2 is theirs: the uploads are outside it
+	require.EqualValues(t, 2, lim.peak.Load(), "the limit saw what it governs")
+	require.Equal(t, overloaded, admit(a, "c"), "the hard cap counts everything: 3 uploading + 2")
+
+	uploads[0].Upload(false) // as leaveAdmission does for a request whose answer came first
+	uploads[0].Done(time.Millisecond, false)
+	require.Equal(t, overloaded, admit(a, "c"), "under the hard cap again, but the limit of 2 binds")
+	uploads[1].Upload(false) // its body ended: it counts for the limit now
+	require.EqualValues(t, 1, a.Status().Uploading)
+	require.Equal(t, overloaded, admit(a, "c"))
 }

@@ -47,7 +47,7 @@ func startProxy(t *testing.T, o Options, policy string, backends ...string) *tes
 	}
 	p := &testProxy{sched: s, reg: prometheus.NewRegistry()}
 	p.al = NewAccessLog(&p.log, 1)
-	o.Scheduler, o.AccessLog, o.Registerer, o.Logger = s, p.al, p.reg, quiet
+	o.Scheduler, o.Live.AccessLog, o.Registerer, o.Logger = s, p.al, p.reg, quiet
 	p.h = New(o)
 	srv := httptest.NewServer(p.h)
 	p.url = srv.URL

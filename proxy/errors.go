@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 
@@ -23,6 +24,10 @@ func (h *Handler) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		return
 	}
 	switch {
+	case st.answerBodyFailure(r):
+		err = fmt.Errorf("client: %w", err)
+	case localExhaustion(err):
+		st.reject(http.StatusServiceUnavailable, RejectOverload, overloadRetryAfter)
 	case errors.Is(err, scheduler.ErrNoBackend) && st.attempts == 0:
 		st.reject(http.StatusServiceUnavailable, RejectNoBackend, 0)
 	case isBodyTooLarge(err):

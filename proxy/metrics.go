@@ -51,7 +51,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	// API.md's X-Lbd-Reject reasons, exported at 0 from the start so that
 	// rate() works before the first reject.
-	reasons := []string{RejectRateLimit, RejectOverload, RejectNoBackend, RejectNoRoute}
+	reasons := []string{RejectRateLimit, RejectOverload, RejectNoBackend, RejectNoRoute, RejectBodyTooLarge,
+		RejectBadBody, RejectClientStall, RejectConnect, RejectURITooLong, RejectTooManyHeaders, RejectLoop}
 	m.rejectedBy = make(map[string]prometheus.Counter, len(reasons))
 	for _, r := range reasons {
 		m.rejectedBy[r] = m.rejected.WithLabelValues(r)

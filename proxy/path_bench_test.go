@@ -25,6 +25,7 @@ import (
 
 	"github.com/lbd/lbd/actor"
 	"github.com/lbd/lbd/backendactor"
+	"github.com/lbd/lbd/config"
 	"github.com/lbd/lbd/controller"
 	"github.com/lbd/lbd/scheduler"
 )
@@ -114,13 +115,16 @@ func startBenchProxy(b *testing.B, size, n int) string {
 	require.NoError(b, err)
 	prom := prometheus.NewRegistry()
 	al := NewAccessLog(io.Discard, 1)
+	def := config.Default() // every feature on as lbd's defaults have them
 	h := New(Options{
 		Scheduler: sched,
 		Admitter:  NewAdmission(AdmissionOptions{MaxInflight: 1024, Limit: lim, Registerer: prom}),
 		Transport: TransportOptions{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 30 * time.Second, IdleConnTimeout: 90 * time.Second},
 		Retries:   RetryOptions{Max: 1, BudgetPercent: 20, MinConcurrent: 3, BufferBodyBytes: 64 << 10},
 		Upgrades:  UpgradeOptions{DrainTimeout: 10 * time.Second},
-		AccessLog: al, Registerer: prom, Logger: log,
+		Live: Live{AccessLog: al, MaxBodyBytes: def.Admission.MaxBodyBytes, ClientStall: def.Timeouts.ClientStall.D(),
+			MaxHeaderCount: def.Admission.MaxHeaderCount, MaxURIBytes: def.Admission.MaxURIBytes},
+		Registerer: prom, Logger: log,
 	})
 	addr := serve(b, h, log)
 	b.Cleanup(func() {

@@ -35,7 +35,14 @@ type PickerSource interface {
 type Live struct {
 	// MaxBodyBytes caps request bodies (413 beyond); 0 means no limit.
 	MaxBodyBytes int64
-	AccessLog    *AccessLog // nil logs nothing
+	// ClientStall cuts a client that has sent no body byte, or taken no
+	// response byte, for this long (stall.go); 0 means never.
+	ClientStall time.Duration
+	// MaxHeaderCount caps a request's header fields (431 beyond) and
+	// MaxURIBytes its request target (414 beyond); 0 means no cap.
+	MaxHeaderCount int
+	MaxURIBytes    int
+	AccessLog      *AccessLog // nil logs nothing
 	// Tracing makes spans of each request and attempt; nil makes none and
 	// passes traceparent through untouched.
 	Tracing *Tracing
@@ -56,6 +63,12 @@ type Admitter interface {
 // must not allocate one per request: a pointer to a long-lived value does.
 type Ticket interface {
 	Done(latency time.Duration, failed bool)
+	// Leave is Done for a request whose time says nothing about the
+	// backends (the client failed to send its body): no latency sample.
+	Leave()
+	// Upload says the request's body is still arriving from the client
+	// (true, told once after Admit) or no longer (false, told once).
+	Upload(started bool)
 }
 
 // Options configure New.
@@ -71,13 +84,15 @@ type Options struct {
 	Transport TransportOptions
 	Retries   RetryOptions
 	Upgrades  UpgradeOptions
-	// MaxBodyBytes caps request bodies (413 beyond); 0 means no limit.
-	MaxBodyBytes int64
-	AccessLog    *AccessLog // nil logs nothing
+	// Live are the first data-plane settings (SetLive replaces them).
+	Live Live
 	// Registerer receives the data-plane metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
 	Policy     func() string // the policy name for access logs; nil reads the picker
 	Logger     *slog.Logger
+	// InstanceID names this lbd in the Via entry of forwarded requests,
+	// which is how a request that loops back is recognised; "" makes one.
+	InstanceID string
 }
 
 // Handler is the data-plane http.Handler.
@@ -91,6 +106,7 @@ type Handler struct {
 	tap     *Tap
 	metrics *metrics
 	log     *slog.Logger
+	via     via
 
 	active atomic.Int64 // requests being proxied, for the retry budget
 }
@@ -103,17 +119,22 @@ func New(o Options) *Handler {
 	if o.ClientIP == nil {
 		o.ClientIP = PeerIP
 	}
-	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), ups: newUpgrades(o.Upgrades), tap: newTap(o.Registerer)}
+	if o.InstanceID == "" {
+		o.InstanceID = xid.New().String()
+	}
+	h := &Handler{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), ups: newUpgrades(o.Upgrades),
+		tap: newTap(o.Registerer), via: newVia(o.InstanceID)}
 	h.tr = &retryTransport{h: h}
 	h.tr.ups.Store(newUpstreams(o.Transport, h.metrics))
-	h.live.Store(&Live{MaxBodyBytes: o.MaxBodyBytes, AccessLog: o.AccessLog})
+	live := o.Live
+	h.live.Store(&live)
 	var pools map[string]*Pool
 	if o.Scheduler != nil {
 		pools = map[string]*Pool{config.DefaultPool: NewPool(config.DefaultPool, o.Scheduler, PoolSettings{Retries: o.Retries})}
 	}
 	h.routes.Store(h.NewRoutes(nil, pools))
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
+		Rewrite:        h.rewrite,
 		Transport:      h.tr,
 		BufferPool:     bufferPool{},
 		ModifyResponse: moveHeader,
@@ -122,6 +143,9 @@ func New(o Options) *Handler {
 	}
 	return h
 }
+
+// InstanceID returns the id this lbd puts in Via.
+func (h *Handler) InstanceID() string { return h.opts.InstanceID }
 
 // SetRoutes installs a new routing table; requests already routed keep
 // their pool.
@@ -167,12 +191,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.tap.hub.Listening() { // the tap's whole cost when no one listens
 		st.tap = newTapRecord()
 	}
-	st.id = r.Header.Get("X-Request-Id")
-	if st.id == "" || len(st.id) > 128 {
-		st.id = xid.New().String()
-		st.setHeader(r.Header, "X-Request-Id", hdrRequestID, st.id)
-	}
+	st.id = requestID(r.Header)
 	st.setHeader(w.Header(), "X-Request-Id", hdrResponseID, st.id)
+	closeAfterChunked(w, r)
 	st.client = h.opts.ClientIP(r)
 	if isGRPC(r.Header) {
 		st.grpc = newGRPCCall(r.Header, st.start)
@@ -180,6 +201,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.route = h.routes.Load().match(r)
 	if t := st.live.Tracing; t != nil {
 		t.startServer(r, st)
+	}
+	if h.refuse(st, r) {
+		h.finish(st, r)
+		return
 	}
 	if st.route == nil {
 		st.reject(http.StatusNotFound, RejectNoRoute, 0)
@@ -191,6 +216,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.finish(st, r)
 		return
 	}
+	st.wrapBody(r, st.live.ClientStall)
+	st.watchWrites(r, st.live.ClientStall)
+	defer st.stopWatches()
+	early := r.GetBody == nil && r.ContentLength > 0
+	if !h.bufferEarly(r, st) || !h.prefetchChunked(r, st) {
+		h.finish(st, r)
+		return
+	}
+	early = early && r.GetBody != nil
 
 	ctx, done, ok := h.enter(w, r, st)
 	if !ok {
@@ -207,6 +241,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		st.ticket = ticket
+		if early {
+			st.admitted = time.Since(st.start)
+		}
+		st.body.startUpload(ticket)
 		defer st.leaveAdmission()
 	}
 	if !st.pool.enter(st.settings) {
@@ -253,33 +291,45 @@ func (h *Handler) finish(st *reqState, r *http.Request) {
 	}
 }
 
-// rewrite sets X-Forwarded-For (appending to what arrived), -Host and -Proto,
-// as ProxyRequest.SetXForwarded does, with the values kept in the request's
-// state (setHeader), and strips the route's path prefix when it says so.
-// The upstream URL is set per attempt by the transport, once a backend is
-// picked; the Host header stays the client's.
-func rewrite(pr *httputil.ProxyRequest) {
+// rewrite sets lbd's own headers on the outgoing request, after
+// ReverseProxy removed the hop-by-hop ones (so a client's "Connection:
+// X-Request-Id" cannot strip them): X-Forwarded-For (appending to what
+// arrived), -Host and -Proto as ProxyRequest.SetXForwarded does,
+// X-Request-Id, X-Real-IP (the client as the trusted-proxy rules name it,
+// never what the client claims) and this lbd's Via entry, the values kept
+// in the request's state (setHeader). It strips the route's path prefix
+// when it says so. The upstream URL is set per attempt by the transport,
+// once a backend is picked; the Host header stays the client's.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
+	out := pr.Out.Header
+	h.via.add(out, pr.In)
 	st := stateOf(pr.In.Context())
 	if st == nil {
-		pr.Out.Header["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
+		out["X-Forwarded-For"] = pr.In.Header["X-Forwarded-For"]
 		pr.SetXForwarded()
 		return
 	}
-	h := pr.Out.Header
 	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err != nil {
-		delete(h, "X-Forwarded-For")
+		delete(out, "X-Forwarded-For")
 	} else if prior := pr.In.Header["X-Forwarded-For"]; len(prior) > 0 {
-		st.setHeader(h, "X-Forwarded-For", hdrForwardedFor, strings.Join(prior, ", ")+", "+ip)
+		st.setHeader(out, "X-Forwarded-For", hdrForwardedFor, strings.Join(prior, ", ")+", "+ip)
 	} else {
-		st.setHeader(h, "X-Forwarded-For", hdrForwardedFor, ip)
+		st.setHeader(out, "X-Forwarded-For", hdrForwardedFor, ip)
 	}
-	st.setHeader(h, "X-Forwarded-Host", hdrForwardedHost, pr.In.Host)
+	st.setHeader(out, "X-Forwarded-Host", hdrForwardedHost, pr.In.Host)
 	proto := "http"
 	if pr.In.TLS != nil {
 		proto = "https"
 	}
-	st.setHeader(h, "X-Forwarded-Proto", hdrForwardedProto, proto)
+	st.setHeader(out, "X-Forwarded-Proto", hdrForwardedProto, proto)
+	st.setHeader(out, "X-Request-Id", hdrRequestID, st.id)
+	st.setHeader(out, "X-Real-Ip", hdrRealIP, st.client)
+	if pr.In.GetBody != nil && pr.Out.Body != nil && pr.Out.Body != http.NoBody {
+		// A body bufferEarly read: send its reader itself, not ReverseProxy's
+		// wrapper of it, so the transport writes the bytes without a copy buffer.
+		pr.Out.Body = pr.In.Body
+	}
 	if st.route != nil && st.route.stripPrefix {
 		pr.Out.URL.Path, pr.Out.URL.RawPath = st.route.strip(pr.Out.URL.Path, pr.Out.URL.RawPath)
 	}

@@ -73,7 +73,7 @@ func (b *releaseBody) outcome() backendactor.Outcome {
 	if b.resp.StatusCode == http.StatusSwitchingProtocols || b.o != backendactor.Success {
 		return b.o
 	}
-	clientGone := b.resp.Request != nil && b.resp.Request.Context().Err() != nil
+	clientGone := b.resp.Request != nil && (b.resp.Request.Context().Err() != nil || clientFault(b.resp.Request.Context(), nil))
 	switch {
 	case b.broken.Load() && !clientGone:
 		return backendactor.GatewayError

@@ -34,6 +34,22 @@ func bufferBody(r *http.Request, limit int64) error {
 	return nil
 }
 
+// bufferEarly reads a small body of declared length (bufferBody) before
+// the request takes an admission place or a backend slot, so that a client
+// sending it slowly holds only its own connection meanwhile, bounded by
+// timeouts.client_stall, and none of the places other clients need. It
+// reports whether the request may go on; when the body failed, the client
+// has its answer.
+func (h *Handler) bufferEarly(r *http.Request, st *reqState) bool {
+	if err := bufferBody(r, st.settings.Retries.BufferBodyBytes); err != nil {
+		if !st.answerBodyFailure(r) {
+			st.reject(http.StatusBadRequest, RejectBadBody, 0)
+		}
+		return false
+	}
+	return true
+}
+
 // freshBody gives a retry its own copy of the request body.
 func freshBody(r *http.Request) (io.ReadCloser, error) {
 	if r.Body == nil || r.Body == http.NoBody {

@@ -13,7 +13,8 @@ import (
 )
 
 // TestRewriteIsSetXForwarded holds rewrite, which keeps the values in the
-// request's state, to what ReverseProxy's own SetXForwarded sets.
+// request's state, to what ReverseProxy's own SetXForwarded sets, with
+// lbd's own headers (request id, X-Real-IP, Via) on top.
 func TestRewriteIsSetXForwarded(t *testing.T) {
 	cases := map[string]func(r *http.Request){
 		"plain":              func(r *http.Request) {},
@@ -27,14 +28,18 @@ func TestRewriteIsSetXForwarded(t *testing.T) {
 			in := httptest.NewRequest(http.MethodGet, "http://shop.example/a", nil)
 			in.RemoteAddr = "203.0.113.7:4711"
 			mutate(in)
-			st := &reqState{Context: context.Background()}
+			st := &reqState{Context: context.Background(), id: "req-1", client: "198.51.100.2"}
 			in = in.WithContext(st)
+			h := &Handler{via: newVia("test")}
 
 			want := &httputil.ProxyRequest{In: in, Out: in.Clone(context.Background())}
 			want.Out.Header["X-Forwarded-For"] = in.Header["X-Forwarded-For"]
 			want.SetXForwarded()
+			want.Out.Header.Set("X-Request-Id", "req-1")
+			want.Out.Header.Set("X-Real-IP", "198.51.100.2")
+			want.Out.Header.Set("Via", "1.1 lbd-test")
 			got := &httputil.ProxyRequest{In: in, Out: in.Clone(context.Background())}
-			rewrite(got)
+			h.rewrite(got)
 			require.Equal(t, want.Out.Header, got.Out.Header)
 			require.Equal(t, "http", got.Out.URL.Scheme)
 			require.Same(t, st, stateOf(got.In.Context()))

@@ -43,8 +43,11 @@ type reqState struct {
 	spanCtx         context.Context // holds span and the caller's baggage, for the attempts' spans
 	continue100     bool            // the client waits for "100 Continue" before its body
 	hdr             [hdrSlots]string
-	upHeader        http.Header // the response's header as the transport made it (moveHeader)
-	tap             *tapRecord  // set while someone listens to the tap (tap.go)
+	upHeader        http.Header   // the response's header as the transport made it (moveHeader)
+	tap             *tapRecord    // set while someone listens to the tap (tap.go)
+	body            clientBody    // the request body's wrapper (clientbody.go), when it has one
+	writes          stallWatch    // HTTP/2 writes to the client (stall.go)
+	admitted        time.Duration // from start to admission, when the body was read before it
 }
 
 // Slots in reqState.hdr for the header values lbd sets on every request.
@@ -54,6 +57,7 @@ const (
 	hdrForwardedFor
 	hdrForwardedHost
 	hdrForwardedProto
+	hdrRealIP
 	hdrSlots
 )
 
@@ -74,12 +78,22 @@ func (s *reqState) setHeader(h http.Header, key string, slot int, v string) {
 }
 
 // leaveAdmission gives the request's place under the limits back, once:
-// when it ends, or earlier when it became an upgraded connection, whose
-// life is not a request's and must not hold a place under the concurrency
-// limits.
+// when its response headers are sent (WriteHeader), when it became an
+// upgraded connection, or at its end if neither happened. The limits bound
+// what the adaptive limit measures, the time to response headers, where
+// queueing in lbd and in the backends shows; a response body streaming to
+// a slow client, or to one that stopped reading, holds its backend slot
+// (bounded by timeouts.client_stall) but no place other clients need.
+// A request whose body the client botched gives no latency sample: its
+// time is the client's, not the backends'.
 func (s *reqState) leaveAdmission() {
 	if t := s.ticket; t != nil {
 		s.ticket = nil
+		s.body.endUpload()
+		if s.body.failure.Load() != nil {
+			t.Leave()
+			return
+		}
 		t.Done(s.latency(), s.failedUpstream())
 	}
 }
@@ -90,12 +104,20 @@ func (s *reqState) tried() []*backendactor.Handle { return s.tries[:min(s.attemp
 // response headers, which is where queueing in lbd and in the backend
 // shows, so that a long download, an SSE stream or a WebSocket does not
 // read as a slow backend. Without headers (the client left) it is the whole
-// request.
+// request. It starts at admission when the body was read before it, and
+// at the end of the body when that came before the headers: how long a
+// client takes to send its body says nothing about the backends, and a
+// slow upload must not drive the limit down.
 func (s *reqState) latency() time.Duration {
-	if s.headers > 0 {
-		return s.headers
+	end := s.headers
+	if end <= 0 {
+		end = time.Since(s.start)
 	}
-	return time.Since(s.start)
+	from := s.admitted
+	if e := s.body.endedAt(); e > from && e < end {
+		from = e
+	}
+	return end - from
 }
 
 // WriteHeader records the status.
@@ -103,6 +125,7 @@ func (s *reqState) WriteHeader(code int) {
 	if !s.wrote && code >= 200 {
 		s.status, s.wrote = code, true
 		s.headers = time.Since(s.start)
+		s.leaveAdmission()
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
@@ -110,7 +133,9 @@ func (s *reqState) WriteHeader(code int) {
 // Write records the bytes sent.
 func (s *reqState) Write(b []byte) (int, error) {
 	s.wrote = true
+	s.writes.begin()
 	n, err := s.ResponseWriter.Write(b)
+	s.writes.end()
 	s.bytes += int64(n)
 	return n, err
 }
@@ -121,7 +146,9 @@ func (s *reqState) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // Flush passes flushes through for streaming responses.
 func (s *reqState) Flush() {
 	s.wrote = true
+	s.writes.begin()
 	_ = http.NewResponseController(s.ResponseWriter).Flush()
+	s.writes.end()
 }
 
 // reject answers the request from lbd itself with a reason header.

@@ -260,6 +260,9 @@ func classifyStatus(resp *http.Response) backendactor.Outcome {
 }
 
 func classifyErr(ctx context.Context, err error) backendactor.Outcome {
+	if clientFault(ctx, err) { // the client's body failed, or lbd ran out of descriptors (clientbody.go)
+		return backendactor.Canceled
+	}
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return backendactor.Canceled
 	}

@@ -144,7 +144,7 @@ func checkBackendOverlay(u string, o BackendOverlay) error {
 		return fmt.Errorf("weight: must be between 1 and %d, got %d", config.MaxWeight, *w)
 	}
 	if c := o.MaxInflight; c != nil && (*c < 0 || *c > config.MaxInflight) {
-		return fmt.Errorf("max_inflight: must be between 0 and %d, got %d", config.MaxInflight, *c)
+		return fmt.Errorf("max_inflight: must be between 0 (no cap) and %d, got %d", config.MaxInflight, *c)
 	}
 	return nil
 }

@@ -130,7 +130,16 @@ func (p *Process) GetJSON(ctx context.Context, path string, v any) error {
 // Metric adds up every sample of the metric family name on /metrics, and
 // returns ErrNoMetric when there is none.
 func (p *Process) Metric(ctx context.Context, name string) (float64, error) {
-	resp, err := p.get(ctx, "/metrics")
+	return MetricAt(ctx, p.client, p.AdminURL, name)
+}
+
+// MetricAt is Metric for any lbd, by its admin URL.
+func MetricAt(ctx context.Context, client *http.Client, adminURL, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, adminURL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}
