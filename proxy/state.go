@@ -58,6 +58,7 @@ const (
 	hdrForwardedHost
 	hdrForwardedProto
 	hdrRealIP
+	hdrTraceparent // to the backend, unsampled (tracing.go)
 	hdrSlots
 )
 

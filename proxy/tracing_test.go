@@ -419,3 +419,27 @@ func TestWebSocketClientSpanLastsTheConnection(t *testing.T) {
 	require.Equal(t, int64(101), attrs(srv)["http.response.status_code"])
 	require.True(t, clients[0].EndTime().After(opened), "the client span ended with the connection")
 }
+
+func TestSetTraceparentWritesWhatTheW3CPropagatorWrites(t *testing.T) {
+	tid, err := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	require.NoError(t, err)
+	sid, err := trace.SpanIDFromHex("00f067aa0ba902b7")
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		sc   trace.SpanContext
+	}{
+		{"unsampled", trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid})},
+		{"sampled", trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled})},
+		{"other flag bits", trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: 0xfe})},
+		{"invalid", trace.SpanContext{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := http.Header{}
+			propagation.TraceContext{}.Inject(trace.ContextWithSpanContext(context.Background(), tc.sc), propagation.HeaderCarrier(want))
+			got := http.Header{}
+			(&reqState{}).setTraceparent(got, tc.sc)
+			require.Equal(t, want.Values("Traceparent"), got.Values("Traceparent"))
+		})
+	}
+}
