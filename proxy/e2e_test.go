@@ -71,7 +71,7 @@ func (p *testProxy) backend(url string) *backendactor.Handle { return p.sched.Lo
 // h1Options are the end-to-end tests' settings: one retry, bodies buffered
 // for it, and a response-header timeout a stuck test does not wait out.
 func h1Options() Options {
-	return Options{Retries: RetryOptions{Max: 1, BudgetPercent: 100, MinConcurrent: 10, BufferBodyBytes: 64 << 10},
+	return Options{Retries: RetryOptions{Max: 1, BudgetPercent: 100, MinPerSecond: 100, BufferBodyBytes: 64 << 10},
 		Transport: TransportOptions{ResponseHeaderTimeout: 5 * time.Second}}
 }
 

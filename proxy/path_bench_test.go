@@ -120,7 +120,7 @@ func startBenchProxy(b *testing.B, size, n int) string {
 		Scheduler: sched,
 		Admitter:  NewAdmission(AdmissionOptions{MaxInflight: 1024, Limit: lim, Registerer: prom}),
 		Transport: TransportOptions{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 30 * time.Second, IdleConnTimeout: 90 * time.Second},
-		Retries:   RetryOptions{Max: 1, BudgetPercent: 20, MinConcurrent: 3, BufferBodyBytes: 64 << 10},
+		Retries:   RetryOptions{Max: 1, BudgetPercent: 20, MinPerSecond: 10, BufferBodyBytes: 64 << 10},
 		Upgrades:  UpgradeOptions{DrainTimeout: 10 * time.Second},
 		Live: Live{AccessLog: al, MaxBodyBytes: def.Admission.MaxBodyBytes, ClientStall: def.Timeouts.ClientStall.D(),
 			MaxHeaderCount: def.Admission.MaxHeaderCount, MaxURIBytes: def.Admission.MaxURIBytes},

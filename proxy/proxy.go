@@ -107,8 +107,6 @@ type Handler struct {
 	metrics *metrics
 	log     *slog.Logger
 	via     via
-
-	active atomic.Int64 // requests being proxied, for the retry budget
 }
 
 // New builds the data-plane handler.
@@ -258,9 +256,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st.continue100 { // see protocols.go
 		w.WriteHeader(http.StatusContinue)
 	}
-	h.active.Add(1)
 	defer func() { // deferred: ReverseProxy aborts a broken response by panicking
-		h.active.Add(-1)
 		st.pool.leave()
 		h.finish(st, r)
 		h1.ReuseHeader(st.upHeader) // ReverseProxy and the retry transport are done with it

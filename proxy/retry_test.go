@@ -44,7 +44,7 @@ func get(t *testing.T, url string) (int, http.Header, string) {
 	return resp.StatusCode, resp.Header, string(b)
 }
 
-var twoRetries = RetryOptions{Max: 2, BudgetPercent: 20, MinConcurrent: 3, BufferBodyBytes: 64 << 10}
+var twoRetries = RetryOptions{Max: 2, BudgetPercent: 20, MinPerSecond: 10, BufferBodyBytes: 64 << 10}
 
 // TestLastBackendAnswerOnExhaustedRetries is issue 10's fourth symptom: when
 // every try got a 5xx, the client gets the last backend's own answer —
@@ -193,14 +193,13 @@ func refused(t *testing.T) string {
 // TestRefusedIsAlwaysRetried is issue 19's sixth item: a connection refused
 // proves the backend never got the request, so it goes to another backend
 // whatever the method, retries.max and the retry budget — here max 0 and a
-// budget already spent, with 16 clients at once.
+// budget of nothing (no share, no floor), with 16 clients at once.
 func TestRefusedIsAlwaysRetried(t *testing.T) {
 	ok1, hits1 := answering(t, http.StatusOK, "ok1")
 	ok2, hits2 := answering(t, http.StatusOK, "ok2")
 	dead := refused(t)
 	p := startProxy(t, Options{Retries: RetryOptions{Max: 0, BudgetPercent: 0, BufferBodyBytes: 64 << 10}},
 		scheduler.RR, dead, ok1.URL, ok2.URL)
-	p.h.tr.active.Store(1 << 20) // as if every budgeted retry were taken
 
 	const clients, each = 16, 30
 	var wg sync.WaitGroup

@@ -32,7 +32,7 @@ func benchHandler(b *testing.B) *Handler {
 	b.Cleanup(func() { _ = s.Stop(context.Background()) })
 	_, err = s.Add(context.Background(), scheduler.Spec{URL: backend.URL, Weight: 1, Initial: true})
 	require.NoError(b, err)
-	h := New(Options{Scheduler: s, Retries: RetryOptions{Max: 1, BudgetPercent: 20, MinConcurrent: 3, BufferBodyBytes: 64 << 10},
+	h := New(Options{Scheduler: s, Retries: RetryOptions{Max: 1, BudgetPercent: 20, MinPerSecond: 10, BufferBodyBytes: 64 << 10},
 		Logger: slog.New(slog.DiscardHandler)})
 	h.SetLive(Live{ClientStall: time.Minute, MaxHeaderCount: 100, MaxURIBytes: 8 << 10})
 	b.Cleanup(h.Close)

@@ -70,7 +70,7 @@ func startTraced(t *testing.T, o tracedOpts, backends ...http.HandlerFunc) *trac
 	}
 	l.h = New(Options{Admitter: o.admitter, Registerer: l.reg, Logger: slog.New(slog.DiscardHandler), Live: Live{AccessLog: al}})
 	t.Cleanup(l.h.Close)
-	pool := NewPool(config.DefaultPool, sched, PoolSettings{Retries: RetryOptions{Max: 1, BudgetPercent: 100, MinConcurrent: 10}})
+	pool := NewPool(config.DefaultPool, sched, PoolSettings{Retries: RetryOptions{Max: 1, BudgetPercent: 100, MinPerSecond: 100}})
 	l.h.SetRoutes(l.h.NewRoutes(o.routes, map[string]*Pool{config.DefaultPool: pool}))
 	live := Live{AccessLog: al}
 	if !o.off {

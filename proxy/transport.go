@@ -23,12 +23,13 @@ type RetryOptions struct {
 	// after the request went out). A try the backend cannot have received
 	// (see undelivered) is sent elsewhere without counting here.
 	Max int
-	// BudgetPercent caps concurrent retries at this share of active requests
-	// (with a floor of MinConcurrent), as Envoy's retry budget does, so that
-	// retries cannot multiply the load on an already failing system. Tries
-	// the backend never received cost it nothing and are not budgeted.
+	// BudgetPercent caps the retries of the last 10 s at this share of the
+	// requests of that time, plus MinPerSecond a second (retrybudget.go),
+	// so that retries cannot multiply the load on an already failing
+	// system. Tries the backend never received cost it nothing and are not
+	// budgeted.
 	BudgetPercent float64
-	MinConcurrent int
+	MinPerSecond  int
 	PerTryTimeout time.Duration
 	// BufferBodyBytes is the largest request body read into memory so that
 	// the request can be retried; 0 never buffers (see bufferBody).
@@ -55,7 +56,7 @@ type RetryOptions struct {
 type retryTransport struct {
 	h      *Handler
 	ups    atomic.Pointer[upstreams] // replaced when the transport settings change
-	active atomic.Int64              // budgeted retries in progress
+	budget retryBudget               // what retries that add load may spend
 }
 
 var errHeldBroken = errors.New("upstream 5xx answer broke off while read")
@@ -76,17 +77,12 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 	if err := bufferBody(out, st.settings.Retries.BufferBodyBytes); err != nil {
 		return nil, err
 	}
+	t.budget.deposit(st.start.Unix())
 	var held *heldAnswer // the latest 5xx answer, kept in case no other try does better
 	var lastErr error
-	budgeted, retries := false, 0
+	retries := 0
 	for {
-		if budgeted {
-			t.active.Add(1)
-		}
 		resp, v, err := t.attempt(out, st)
-		if budgeted {
-			t.active.Add(-1)
-		}
 		switch v {
 		case final:
 			if resp != nil {
@@ -112,12 +108,11 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 		if st.attempts >= maxTries || clientGone(out) || st.wrote {
 			break
 		}
-		if v == undelivered {
-			budgeted = false
-		} else if retries >= st.settings.Retries.Max || !t.withinBudget(&st.settings.Retries) {
-			break
-		} else {
-			budgeted = true
+		if v != undelivered {
+			r := &st.settings.Retries
+			if retries >= r.Max || !t.budget.withdraw(time.Now().Unix(), r.BudgetPercent, r.MinPerSecond) {
+				break
+			}
 			retries++
 		}
 	}
@@ -204,12 +199,6 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 		return resp, answered5xx, nil
 	}
 	return resp, final, nil
-}
-
-// withinBudget applies the retry budget to a retry that adds load.
-func (t *retryTransport) withinBudget(r *RetryOptions) bool {
-	budget := int64(float64(t.h.active.Load()) * r.BudgetPercent / 100)
-	return t.active.Load() < max(budget, int64(max(r.MinConcurrent, 1)))
 }
 
 // idempotent reports whether the method may be applied twice with the
