@@ -277,8 +277,12 @@ type AIMD struct {
 
 // Retries configures retries of failed requests on other backends.
 type Retries struct {
-	Max             int      `json:"max"`
+	Max int `json:"max"`
+	// BudgetPercent and MinPerSecond are the retry budget: over the last
+	// 10 s, retries at most BudgetPercent of the requests of that time plus
+	// MinPerSecond a second.
 	BudgetPercent   float64  `json:"budget_percent"`
+	MinPerSecond    int      `json:"min_per_second"`
 	PerTryTimeout   Duration `json:"per_try_timeout"`
 	BufferBodyBytes int64    `json:"buffer_body_bytes"`
 }

@@ -57,7 +57,7 @@ func Default() *Config {
 			Percentile: 0.9, MinLimit: 8, MaxLimit: 1024, Increase: 1, DecreaseFactor: 0.7,
 			Interval: Duration(500 * time.Millisecond),
 		},
-		Retries: Retries{Max: 1, BudgetPercent: 20, BufferBodyBytes: 64 << 10},
+		Retries: Retries{Max: 1, BudgetPercent: 20, MinPerSecond: 10, BufferBodyBytes: 64 << 10},
 		Timeouts: Timeouts{
 			Dial: Duration(2 * time.Second), ResponseHeader: Duration(30 * time.Second),
 			IdleConn: Duration(90 * time.Second), ClientReadHeader: Duration(10 * time.Second),

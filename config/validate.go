@@ -244,6 +244,7 @@ func (k *checker) poolSettings(prefix string, p Pool) {
 func (k *checker) retries(prefix string, r Retries) {
 	k.intIn(prefix+"retries.max", r.Max, 0, 10)
 	k.floatIn(prefix+"retries.budget_percent", r.BudgetPercent, 0, 100)
+	k.intIn(prefix+"retries.min_per_second", r.MinPerSecond, 0, 100000)
 	k.notNegative(prefix+"retries.per_try_timeout", r.PerTryTimeout, "no per-try limit")
 	if r.BufferBodyBytes < 0 {
 		k.add(prefix+"retries.buffer_body_bytes", "must not be negative (0 means never buffer), got %d", r.BufferBodyBytes)

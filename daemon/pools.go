@@ -44,16 +44,11 @@ func rulesOf(s config.Pool) backendactor.Rules {
 	}
 }
 
-// retryFloorPerSecond is the retries a second the retry budget allows on
-// top of budget_percent, so that a quiet pool can retry at all: Finagle's
-// and linkerd's default.
-const retryFloorPerSecond = 10
-
 func dataSettings(s config.Pool) proxy.PoolSettings {
 	r := s.Retries
 	return proxy.PoolSettings{
 		Retries: proxy.RetryOptions{
-			Max: r.Max, BudgetPercent: r.BudgetPercent, MinPerSecond: retryFloorPerSecond,
+			Max: r.Max, BudgetPercent: r.BudgetPercent, MinPerSecond: r.MinPerSecond,
 			PerTryTimeout: r.PerTryTimeout.D(), BufferBodyBytes: r.BufferBodyBytes,
 		},
 		MaxInflight: int64(s.MaxInflight),
