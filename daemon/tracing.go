@@ -110,7 +110,7 @@ func proxyTracing(p *tracing.Provider) *proxy.Tracing {
 	if p == nil {
 		return nil
 	}
-	return proxy.NewTracing(p.TracerProvider(), p.Propagator())
+	return proxy.NewTracing(p.TracerProvider(), p.Propagator(), p.Roots())
 }
 
 // retire shuts p down once the requests it traces are over (or after

@@ -62,13 +62,13 @@ func (a *AccessLog) Log(r *http.Request, st *reqState, d time.Duration, policy s
 	if sample := math.Float64frombits(a.sample.Load()); sample < 1 && st.status < 400 && st.rejected == "" && rand.Float64() >= sample {
 		return
 	}
-	tid, sid := st.traceIDs(r)
 	l := accessLine{
 		reqID: st.id, method: r.Method, host: r.Host, path: r.URL.Path, status: st.status,
 		latencyUs: d.Microseconds(), upstreamUs: st.upstream.Microseconds(),
 		policy: policy, attempts: st.attempts, retries: max(st.attempts-1, 0), client: st.client, bytes: st.bytes,
-		reject: st.rejected, traceID: tid, spanID: sid,
+		reject: st.rejected,
 	}
+	st.traceIDs(r, &l)
 	if st.backend != nil {
 		l.backend = st.backend.URL()
 	}

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"encoding/hex"
 	"strconv"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // accessLine is one access-log line's fields, in the order they are
@@ -16,6 +19,7 @@ type accessLine struct {
 	client                    string
 	bytes                     int64
 	reject, traceID, spanID   string
+	span                      trace.SpanContext // lbd's server span: its ids are written, not traceID and spanID
 }
 
 // appendJSON appends the line as log/slog's JSON handler writes the same
@@ -54,6 +58,14 @@ func (l *accessLine) appendJSON(b []byte, now time.Time) []byte {
 	b = strconv.AppendInt(b, l.bytes, 10)
 	b = append(b, `,"reject":`...)
 	b = appendJSONString(b, l.reject)
+	if l.span.IsValid() { // hex digits need no escaping; written as they are, they cost no string
+		tid, sid := l.span.TraceID(), l.span.SpanID()
+		b = append(b, `,"trace_id":"`...)
+		b = hex.AppendEncode(b, tid[:])
+		b = append(b, `","span_id":"`...)
+		b = hex.AppendEncode(b, sid[:])
+		return append(b, "\"}\n"...)
+	}
 	b = append(b, `,"trace_id":`...)
 	b = appendJSONString(b, l.traceID)
 	b = append(b, `,"span_id":`...)

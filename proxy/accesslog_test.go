@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/lbd/lbd/backendactor"
 )
@@ -81,6 +82,10 @@ func TestAccessLogLineHasEveryField(t *testing.T) {
 // log/slog's JSON handler: the reference that appendJSON must match byte
 // for byte.
 func slogLine(l *accessLine, now time.Time) []byte {
+	tid, sid := l.traceID, l.spanID
+	if l.span.IsValid() {
+		tid, sid = l.span.TraceID().String(), l.span.SpanID().String()
+	}
 	var buf bytes.Buffer
 	h := slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})
 	rec := slog.NewRecord(now, slog.LevelInfo, "request", 0)
@@ -90,7 +95,7 @@ func slogLine(l *accessLine, now time.Time) []byte {
 		slog.Float64("latency_ms", float64(l.latencyUs)/1e3), slog.Float64("upstream_ms", float64(l.upstreamUs)/1e3),
 		slog.String("backend", l.backend), slog.String("policy", l.policy), slog.Int("attempts", l.attempts), slog.Int("retries", l.retries),
 		slog.String("client", l.client), slog.Int64("bytes", l.bytes), slog.String("reject", l.reject),
-		slog.String("trace_id", l.traceID), slog.String("span_id", l.spanID),
+		slog.String("trace_id", tid), slog.String("span_id", sid),
 	)
 	if err := h.Handle(context.Background(), rec); err != nil {
 		panic(err)
@@ -122,6 +127,10 @@ func TestAccessLineIsSlogs(t *testing.T) {
 				backend: strs[(i+4)%len(strs)], policy: strs[(i+5)%len(strs)], attempts: j, retries: max(j-1, 0),
 				client: strs[(i+6)%len(strs)], bytes: int64(j) << 40, reject: strs[(i+7)%len(strs)],
 				traceID: strs[(i+8)%len(strs)],
+			}
+			if j%3 == 0 { // lbd's own span: its ids are written instead
+				l.span = trace.NewSpanContext(trace.SpanContextConfig{
+					TraceID: trace.TraceID{0x4b, 0xf9, byte(i), byte(j), 15: 1}, SpanID: trace.SpanID{0, byte(j), 7: 0xb7}})
 			}
 			now := times[(i+j)%len(times)]
 			require.Equal(t, string(slogLine(&l, now)), string(l.appendJSON(nil, now)), "strings %d, micros %d", i, j)

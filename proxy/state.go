@@ -41,6 +41,7 @@ type reqState struct {
 	live            *Live           // the data plane's settings when the request started
 	span            trace.Span      // the server span; nil with tracing off (tracing.go)
 	spanCtx         context.Context // holds span and the caller's baggage, for the attempts' spans
+	root            unsampledRoot   // span, when Roots did not sample a request that brought no trace
 	continue100     bool            // the client waits for "100 Continue" before its body
 	hdr             [hdrSlots]string
 	upHeader        http.Header   // the response's header as the transport made it (moveHeader)

@@ -30,6 +30,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/lbd/lbd/backendactor"
 )
@@ -40,12 +42,44 @@ import (
 type Tracing struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	roots  RootSampler // nil: every request's server span starts in the SDK
 }
 
-// NewTracing returns the data plane's tracing over tp and prop.
-func NewTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) *Tracing {
-	return &Tracing{tracer: tp.Tracer("github.com/lbd/lbd/proxy"), prop: prop}
+// RootSampler decides, before the SDK is asked, whether a request that
+// brought no trace is sampled (tracing.Roots): Draw returns the new trace's
+// ids and the decision; WithTraceID puts the trace id into the context a
+// sampled one's server span starts from, for the SDK to use.
+type RootSampler interface {
+	Draw() (trace.TraceID, trace.SpanID, bool)
+	WithTraceID(ctx context.Context, tid trace.TraceID) context.Context
 }
+
+// NewTracing returns the data plane's tracing over tp and prop; roots may
+// be nil.
+func NewTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator, roots RootSampler) *Tracing {
+	return &Tracing{tracer: tp.Tracer("github.com/lbd/lbd/proxy"), prop: prop, roots: roots}
+}
+
+// unsampledRoot is the server span of a request that brought no trace and
+// that Roots did not sample: a span that records nothing, with the drawn
+// ids, kept in the request's state, so that such a request's trace
+// allocates nothing. (noop.Span would do but for its ids, and embedding it
+// would carry a second, unused span context in every request's state.)
+type unsampledRoot struct {
+	embedded.Span
+	sc trace.SpanContext
+}
+
+func (s *unsampledRoot) SpanContext() trace.SpanContext        { return s.sc }
+func (*unsampledRoot) IsRecording() bool                       { return false }
+func (*unsampledRoot) End(...trace.SpanEndOption)              {}
+func (*unsampledRoot) AddEvent(string, ...trace.EventOption)   {}
+func (*unsampledRoot) AddLink(trace.Link)                      {}
+func (*unsampledRoot) RecordError(error, ...trace.EventOption) {}
+func (*unsampledRoot) SetStatus(codes.Code, string)            {}
+func (*unsampledRoot) SetName(string)                          {}
+func (*unsampledRoot) SetAttributes(...attribute.KeyValue)     {}
+func (*unsampledRoot) TracerProvider() trace.TracerProvider    { return noop.NewTracerProvider() }
 
 // lbd's own span attributes.
 const (
@@ -110,6 +144,15 @@ func (c *route) spanName(method string) string {
 // of the request.
 func (t *Tracing) startServer(r *http.Request, st *reqState) {
 	ctx := t.prop.Extract(r.Context(), headerCarrier(r.Header))
+	if t.roots != nil && !trace.SpanContextFromContext(ctx).IsValid() {
+		tid, sid, sampled := t.roots.Draw()
+		if !sampled {
+			st.root.sc = trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid})
+			st.span = &st.root
+			return
+		}
+		ctx = t.roots.WithTraceID(ctx, tid)
+	}
 	st.spanCtx, st.span = t.tracer.Start(ctx, st.route.spanName(r.Method), serverSpan...)
 	if !st.span.IsRecording() {
 		return
@@ -175,7 +218,7 @@ func (st *reqState) traceAttempt(req *http.Request, up *upstream, h *backendacto
 		// Not sampled: a client span would not be either (its parent
 		// decides), so the backend is told the server span's ids, which
 		// carry the trace id and the decision just as well, for half the work.
-		st.setTraceparent(req.Header, trace.SpanContextFromContext(st.spanCtx))
+		st.setTraceparent(req.Header, st.span.SpanContext())
 		return req, nil
 	}
 	ctx, sp := t.tracer.Start(st.spanCtx, spanMethod(req.Method), clientSpan...)
@@ -296,12 +339,12 @@ func (c headerCarrier) Keys() []string {
 
 // traceIDs are the trace and span ids for the access log: lbd's server
 // span's when tracing is on, else the trace id of an incoming traceparent.
-func (st *reqState) traceIDs(r *http.Request) (tid, sid string) {
+func (st *reqState) traceIDs(r *http.Request, l *accessLine) {
 	if st.span != nil {
-		sc := st.span.SpanContext()
-		return sc.TraceID().String(), sc.SpanID().String()
+		l.span = st.span.SpanContext()
+		return
 	}
-	return traceID(r.Header.Get("Traceparent")), ""
+	l.traceID = traceID(r.Header.Get("Traceparent"))
 }
 
 // sampledTraceID is the trace id for an exemplar: set only when the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lbd/lbd/backendactor"
 	"github.com/lbd/lbd/config"
+	"github.com/lbd/lbd/tracing"
 )
 
 // BenchmarkTracingSpans is the tracing work of one proxied request, alone:
@@ -33,11 +34,13 @@ func BenchmarkTracingSpans(b *testing.B) {
 		name   string
 		ratio  float64
 		off    bool
+		roots  bool // new traces decided by tracing.Roots before the SDK
 		caller string
 	}{
 		{name: "off", off: true},
 		{name: "ratio=0", ratio: 0},
 		{name: "ratio=0.01", ratio: 0.01},
+		{name: "ratio=0.01/roots", ratio: 0.01, roots: true},
 		{name: "ratio=1", ratio: 1},
 		{name: "caller-sampled", ratio: 0, caller: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
 	} {
@@ -48,7 +51,11 @@ func BenchmarkTracingSpans(b *testing.B) {
 					sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(v.ratio))),
 					sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 				defer func() { _ = tp.Shutdown(b.Context()) }()
-				live.Tracing = NewTracing(tp, propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+				var roots RootSampler
+				if v.roots {
+					roots = tracing.NewRoots(v.ratio)
+				}
+				live.Tracing = NewTracing(tp, propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}), roots)
 			}
 			b.ReportAllocs()
 			cpu0 := processCPU()

@@ -44,6 +44,7 @@ type tracedOpts struct {
 	admitter Admitter
 	routes   []config.Route
 	log      io.Writer
+	roots    RootSampler // decides new traces before the SDK, when set
 }
 
 // startTraced runs the proxy over one backend per handler (round robin, one
@@ -77,7 +78,7 @@ func startTraced(t *testing.T, o tracedOpts, backends ...http.HandlerFunc) *trac
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(l.sr),
 			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(o.ratio))))
 		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-		live.Tracing = NewTracing(tp, propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+		live.Tracing = NewTracing(tp, propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}), o.roots)
 	}
 	l.h.SetLive(live)
 	srv := httptest.NewServer(l.h)
@@ -442,4 +443,40 @@ func TestSetTraceparentWritesWhatTheW3CPropagatorWrites(t *testing.T) {
 			require.Equal(t, want.Values("Traceparent"), got.Values("Traceparent"))
 		})
 	}
+}
+
+// fixedRoot draws the same ids every time and never samples.
+type fixedRoot struct {
+	tid trace.TraceID
+	sid trace.SpanID
+}
+
+func (f fixedRoot) Draw() (trace.TraceID, trace.SpanID, bool)                      { return f.tid, f.sid, false }
+func (fixedRoot) WithTraceID(ctx context.Context, _ trace.TraceID) context.Context { return ctx }
+
+// TestRootsLeftUnsampledNeverReachTheSDK: a request with no trace that the
+// root sampler drops gets its drawn ids, in the traceparent to the backend
+// and in the access log, and the SDK records nothing; a request that brings
+// a trace still goes to the SDK, which follows its parent.
+func TestRootsLeftUnsampledNeverReachTheSDK(t *testing.T) {
+	tid, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+	sid, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+	var log bytes.Buffer
+	l := startTraced(t, tracedOpts{ratio: 1, log: &log, roots: fixedRoot{tid, sid}}, ok)
+	l.do(t, http.MethodGet, "/")
+	require.Equal(t, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", (<-l.seen).Get("Traceparent"))
+	l.do(t, http.MethodGet, "/", "Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	gotTID, _, flags := parentOf(t, (<-l.seen).Get("Traceparent"))
+	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", gotTID)
+	require.Equal(t, "01", flags)
+	l.h.Close()
+	require.NoError(t, l.h.live.Load().AccessLog.Close())
+	lines := parseLines(t, log.Bytes())
+	require.Len(t, lines, 2)
+	require.Equal(t, tid.String(), lines[0]["trace_id"])
+	require.Equal(t, sid.String(), lines[0]["span_id"])
+	for _, s := range l.sr.Ended() {
+		require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", s.SpanContext().TraceID().String(), "only the caller's trace was recorded")
+	}
+	require.Len(t, l.sr.Ended(), 2, "its server and client spans")
 }

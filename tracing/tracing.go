@@ -44,6 +44,7 @@ type Provider struct {
 	settings Settings
 	sdk      *sdktrace.TracerProvider
 	counter  *counter
+	roots    *Roots
 }
 
 // propagator is W3C trace context and baggage: stateless, shared.
@@ -77,12 +78,14 @@ func New(s Settings, o Options) (*Provider, error) {
 		bsp = append(bsp, sdktrace.WithBatchTimeout(o.BatchTimeout))
 	}
 	c.next = sdktrace.NewBatchSpanProcessor(&exporter{SpanExporter: exp, c: c, log: o.Logger}, bsp...)
+	roots := NewRoots(s.SampleRatio)
 	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(s.SampleRatio))),
+		sdktrace.WithSampler(sdktrace.ParentBased(roots.ratio)),
+		sdktrace.WithIDGenerator(idGenerator{}),
 		sdktrace.WithSpanProcessor(c),
 		sdktrace.WithResource(res),
 	)
-	return &Provider{settings: s, sdk: tp, counter: c}, nil
+	return &Provider{settings: s, sdk: tp, counter: c, roots: roots}, nil
 }
 
 func newExporter(s Settings) (*otlptrace.Exporter, error) {
@@ -114,6 +117,9 @@ func (p *Provider) TracerProvider() trace.TracerProvider { return p.sdk }
 
 // Propagator reads and writes traceparent, tracestate and baggage.
 func (p *Provider) Propagator() propagation.TextMapPropagator { return propagator }
+
+// Roots decides the sampling of requests that bring no trace (roots.go).
+func (p *Provider) Roots() *Roots { return p.roots }
 
 // Open returns the spans started and not ended yet: the requests in
 // flight that this provider traces.
