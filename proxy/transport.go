@@ -193,7 +193,7 @@ func (t *retryTransport) attempt(out *http.Request, st *reqState) (*http.Respons
 	o := classifyStatus(resp)
 	resp.Body = newReleaseBody(resp, h, lat, o, cancel, span)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
-		st.upgraded(h)
+		st.upgraded(h, resp.Body)
 	}
 	if o == backendactor.ServerError && retryableStatus(resp.StatusCode) && idempotent(out) && resendable(out) {
 		return resp, answered5xx, nil

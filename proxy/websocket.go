@@ -18,6 +18,7 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -77,6 +78,7 @@ type upgradeConn struct {
 	ctx     context.Context
 	close   context.CancelFunc
 	backend chan *backendactor.Handle // the backend that answered 101, sent once
+	body    io.Closer                 // the 101's body (releaseBody): the backend's slot, set on the request's goroutine
 }
 
 // start admits an upgrade request and starts its watcher; ok is false while
@@ -92,7 +94,16 @@ func (u *upgrades) start(ctx context.Context) (c *upgradeConn, end func(), ok bo
 	ctx, cancel := context.WithCancel(ctx)
 	c = &upgradeConn{u: u, ctx: ctx, close: cancel, backend: make(chan *backendactor.Handle, 1)}
 	go c.watch()
-	return c, func() { cancel(); u.end() }, true
+	return c, func() {
+		cancel()
+		// ReverseProxy closes the backend's side from a goroutine of its own
+		// after it returns; closing it here first gives the backend's slot
+		// back before the drain can see this connection gone.
+		if c.body != nil {
+			_ = c.body.Close()
+		}
+		u.end()
+	}, true
 }
 
 func (u *upgrades) end() {
@@ -146,11 +157,13 @@ func (u *upgrades) drain(ctx context.Context) (closed int) {
 // upgraded records that backend h accepted the upgrade: the 101 is the
 // request's answer (ReverseProxy writes it on the hijacked connection, past
 // WriteHeader), the request leaves admission, and the watcher learns its
-// backend. It runs on the request's goroutine, in RoundTrip.
-func (s *reqState) upgraded(h *backendactor.Handle) {
+// backend. It runs on the request's goroutine, in RoundTrip; body is the
+// 101's body, closed (the backend's slot released) when the request ends.
+func (s *reqState) upgraded(h *backendactor.Handle, body io.Closer) {
 	s.status, s.wrote, s.headers = http.StatusSwitchingProtocols, true, time.Since(s.start)
 	s.leaveAdmission()
 	if s.upgrade != nil {
+		s.upgrade.body = body
 		select {
 		case s.upgrade.backend <- h:
 		default:

@@ -48,7 +48,7 @@ func openUpgrade(t *testing.T, u *upgrades, h *backendactor.Handle) (*upgradeCon
 	c, end, ok := u.start(context.Background())
 	require.True(t, ok)
 	if h != nil {
-		(&reqState{upgrade: c}).upgraded(h)
+		(&reqState{upgrade: c}).upgraded(h, nil)
 	}
 	return c, end
 }
