@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lbd/lbd/actor"
 	"github.com/lbd/lbd/backendactor"
 )
 
@@ -71,6 +73,9 @@ func (s *Server) selftest(w http.ResponseWriter, r *http.Request) {
 }
 
 // pingActors pings every registered actor at once and names the silent ones.
+// An actor that stopped meanwhile (a backend removed a moment ago finishing
+// its drain) has left the system, not failed it: its goroutine exits only
+// when told to, and it leaves the registry as it does.
 func (s *Server) pingActors(ctx context.Context) (string, error) {
 	refs := s.o.Registry.Refs()
 	errs := make([]error, len(refs))
@@ -80,13 +85,20 @@ func (s *Server) pingActors(ctx context.Context) (string, error) {
 	}
 	wg.Wait()
 	var silent []string
+	stopped := 0
 	for i, err := range errs {
-		if err != nil {
+		switch {
+		case errors.Is(err, actor.ErrStopped):
+			stopped++
+		case err != nil:
 			silent = append(silent, refs[i].Name())
 		}
 	}
 	if len(silent) > 0 {
-		return "", fmt.Errorf("%d of %d actors did not answer: %s", len(silent), len(refs), strings.Join(silent, ", "))
+		return "", fmt.Errorf("%d of %d actors did not answer: %s", len(silent), len(refs)-stopped, strings.Join(silent, ", "))
+	}
+	if stopped > 0 {
+		return fmt.Sprintf("%d actors answered, %d stopped meanwhile", len(refs)-stopped, stopped), nil
 	}
 	return fmt.Sprintf("%d actors answered", len(refs)), nil
 }
