@@ -224,11 +224,17 @@ func TestInformationalResponsesReachTheTrace(t *testing.T) {
 
 func TestBackendClosingAnIdleConnectionIsNoFailure(t *testing.T) {
 	// A backend whose keep-alive ends after each response, without saying so.
+	// The next request waits until it has closed: what is tested is that a
+	// connection closed while idle is noticed at reuse, not the race of a
+	// close still on its way (which no client can see coming).
+	closed := make(chan struct{}, 3)
 	s := startRaw(t, func(c net.Conn, br *bufio.Reader) {
 		if _, err := readRequest(br); err != nil {
 			return
 		}
 		io.WriteString(c, lines("HTTP/1.1 200 OK", "Content-Length: 2", "", "ok"))
+		c.Close()
+		closed <- struct{}{}
 	})
 	tr := newTransport(t, s.URL(), Options{})
 	for i := range 3 {
@@ -236,6 +242,11 @@ func TestBackendClosingAnIdleConnectionIsNoFailure(t *testing.T) {
 		_, body, err := roundTrip(t, tr, r)
 		require.NoError(t, err, "request %d: the closed idle connection is noticed, even for a POST", i)
 		require.Equal(t, "ok", body)
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("request %d: the backend did not close", i)
+		}
 	}
 	require.Equal(t, 3, s.accepted())
 }
