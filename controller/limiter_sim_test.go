@@ -34,6 +34,8 @@ type loadSim struct {
 	wg      sync.WaitGroup
 }
 
+// newLoadSim is for a synctest bubble: its sleeps are the backends' service
+// time and the arrivals' pacing on the fake clock, never a wait for a state.
 func newLoadSim(t *testing.T, c LimiterConfig, latency func(i int, at time.Duration) time.Duration) *loadSim {
 	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	l, err := NewLimiter(nil, c)

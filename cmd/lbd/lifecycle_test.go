@@ -123,7 +123,8 @@ func TestSystemdLifecycle(t *testing.T) {
 
 	admin := "http://" + started["admin"].(string)
 	data := "http://" + started["listen"].(string)
-	eventually(t, func() bool { return len(getJSON(t, admin+"/admin/backends")["backends"].([]any)) == 1 })
+	require.Eventually(t, func() bool { return len(getJSON(t, admin+"/admin/backends")["backends"].([]any)) == 1 },
+		10*time.Second, 20*time.Millisecond)
 	get := func() {
 		resp, err := http.Get(data + "/")
 		require.NoError(t, err)
