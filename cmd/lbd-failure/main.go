@@ -63,64 +63,51 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger := log.New(stderr, "lbd-failure: ", 0)
 	switch args[0] {
 	case "detect":
-		o, err := parseDetect(args[1:], stderr)
-		if err != nil {
-			return flagError(err, stderr)
-		}
-		if !binaryExists(o.lbd, logger) {
-			return 1
-		}
-		res, err := detect(ctx, o, logger)
-		if err != nil {
-			logger.Print(err)
-			return 1
-		}
-		printDetect(stdout, o, res)
+		return scenario[detectOptions, *detectResult]{parseDetect,
+			func(o detectOptions) []string { return []string{o.lbd} }, detect, printDetect, false}.main(ctx, args[1:], stdout, stderr, logger)
 	case "flaky":
-		o, err := parseFlaky(args[1:], stderr)
-		if err != nil {
-			return flagError(err, stderr)
-		}
-		if !binaryExists(o.lbd, logger) {
-			return 1
-		}
-		runs, err := flaky(ctx, o, logger)
-		printFlaky(stdout, o, runs)
-		if err != nil {
-			logger.Print(err)
-			return 1
-		}
+		return scenario[flakyOptions, []flakyRun]{parseFlaky,
+			func(o flakyOptions) []string { return []string{o.lbd} }, flaky, printFlaky, true}.main(ctx, args[1:], stdout, stderr, logger)
 	case "recover":
-		o, err := parseRecover(args[1:], stderr)
-		if err != nil {
-			return flagError(err, stderr)
-		}
-		if !binaryExists(o.lbd, logger) {
-			return 1
-		}
-		res, err := recoverScenario(ctx, o, logger)
-		if err != nil {
-			logger.Print(err)
-			return 1
-		}
-		printRecover(stdout, o, res)
+		return scenario[recoverOptions, *recoverResult]{parseRecover,
+			func(o recoverOptions) []string { return []string{o.lbd} }, recoverScenario, printRecover, false}.main(ctx, args[1:], stdout, stderr, logger)
 	case "kill":
-		o, err := parseKill(args[1:], stderr)
-		if err != nil {
-			return flagError(err, stderr)
-		}
-		if !binaryExists(o.lbd, logger) || !binaryExists(o.backend, logger) {
-			return 1
-		}
-		runs, err := killScenario(ctx, o, logger)
-		printKill(stdout, o, runs)
-		if err != nil {
-			logger.Print(err)
-			return 1
-		}
+		return scenario[killOptions, []killRun]{parseKill,
+			func(o killOptions) []string { return []string{o.lbd, o.backend} }, killScenario, printKill, true}.main(ctx, args[1:], stdout, stderr, logger)
 	default:
 		fmt.Fprintf(stderr, "lbd-failure: unknown scenario %q\n%s\n", args[0], usage)
 		return 2
+	}
+}
+
+// scenario is one scenario's steps: parse its flags, check the binaries it
+// runs, run it, print what it measured. A scenario of several runs (partial)
+// prints the runs it finished even when a later one failed.
+type scenario[O, R any] struct {
+	parse    func([]string, io.Writer) (O, error)
+	binaries func(O) []string
+	run      func(context.Context, O, *log.Logger) (R, error)
+	print    func(io.Writer, O, R)
+	partial  bool
+}
+
+func (s scenario[O, R]) main(ctx context.Context, args []string, stdout, stderr io.Writer, logger *log.Logger) int {
+	o, err := s.parse(args, stderr)
+	if err != nil {
+		return flagError(err, stderr)
+	}
+	for _, b := range s.binaries(o) {
+		if !binaryExists(b, logger) {
+			return 1
+		}
+	}
+	res, err := s.run(ctx, o, logger)
+	if err == nil || s.partial {
+		s.print(stdout, o, res)
+	}
+	if err != nil {
+		logger.Print(err)
+		return 1
 	}
 	return 0
 }
