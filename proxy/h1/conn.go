@@ -250,6 +250,18 @@ func (c *conn) readErr(err error) error {
 		return src
 	}
 	if c.aborted.Load() {
+		// net/http cancels a request whose client connection failed in the
+		// same read that hands the body writer the client's error (a body
+		// cut short): give the writer a moment, its error is the truer one.
+		if c.writeDone != nil {
+			c.writerDone()
+		}
+		c.wmu.Lock()
+		src := c.srcErr
+		c.wmu.Unlock()
+		if src != nil {
+			return src
+		}
 		return c.ctxErr()
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
